@@ -1,0 +1,225 @@
+//! Typed configuration, read once per cold start.
+//!
+//! Every variable is read through [`Env`], which collects *all* problems before failing, so an
+//! operator fixing a deployment sees every missing or malformed variable in one error, not one
+//! per redeploy.
+
+use std::{collections::BTreeMap, fmt, str::FromStr};
+
+use secrecy::SecretString;
+
+/// Everything the HTTP function and the workers need to know about their environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: libpq-style URL of the PostgreSQL source of truth.
+    pub database_url: SecretString,
+    /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
+    /// time, so a small pool keeps RDS connection counts proportional to concurrency.
+    pub db_pool_size: usize,
+    /// `TABLE_NAME`: the single DynamoDB table (status read model, idempotency, markers, limits).
+    pub table_name: String,
+    /// `CARDS_BUCKET`: the private bucket holding rendered persona cards.
+    pub cards_bucket: String,
+    /// `SYNTHESIZE_QUEUE_URL`: saga step 1.
+    pub synthesize_queue_url: String,
+    /// `RENDER_QUEUE_URL`: saga step 2.
+    pub render_queue_url: String,
+    /// `FRONTEND_URL`: base of share links, without a trailing slash.
+    pub frontend_url: String,
+    /// `ALLOWED_ORIGINS`: comma-separated CORS origins; empty means no cross-origin access.
+    pub allowed_origins: Vec<String>,
+    /// `MAX_BODY_BYTES`: largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+/// Every problem found while reading the environment, by variable name.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: BTreeMap<String, String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: ")?;
+        let mut first = true;
+        for (name, problem) in &self.problems {
+            if !first {
+                write!(f, "; ")?;
+            }
+            first = false;
+            write!(f, "{name} {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so the local stack and tests can supply values
+    /// without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new(lookup);
+        let config = Config {
+            database_url: SecretString::from(env.required::<String>("DATABASE_URL")),
+            db_pool_size: env.optional("DB_POOL_SIZE", 2),
+            table_name: env.required("TABLE_NAME"),
+            cards_bucket: env.required("CARDS_BUCKET"),
+            synthesize_queue_url: env.required_url("SYNTHESIZE_QUEUE_URL"),
+            render_queue_url: env.required_url("RENDER_QUEUE_URL"),
+            frontend_url: env.required_url("FRONTEND_URL").trim_end_matches('/').to_owned(),
+            allowed_origins: env.list("ALLOWED_ORIGINS"),
+            max_body_bytes: env.optional("MAX_BODY_BYTES", 64 * 1024),
+        };
+        env.finish().map(|()| config)
+    }
+}
+
+/// Reads variables and remembers what was wrong with them.
+pub struct Env<F> {
+    lookup: F,
+    problems: BTreeMap<String, String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn new(lookup: F) -> Self {
+        Self {
+            lookup,
+            problems: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn parse<T: FromStr + Default>(&mut self, name: &str, raw: &str) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        raw.trim().parse().unwrap_or_else(|error| {
+            self.problems
+                .insert(name.to_owned(), format!("is malformed ({error})"));
+            T::default()
+        })
+    }
+
+    /// A variable that must be present and parse as `T`.
+    pub fn required<T: FromStr + Default>(&mut self, name: &str) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            Some(raw) => self.parse(name, &raw),
+            None => {
+                self.problems.insert(name.to_owned(), "is missing".into());
+                T::default()
+            }
+        }
+    }
+
+    /// A variable that may be absent, in which case `default` applies.
+    pub fn optional<T: FromStr + Default>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            Some(raw) => self.parse(name, &raw),
+            None => default,
+        }
+    }
+
+    /// A required absolute `http(s)://` URL.
+    pub fn required_url(&mut self, name: &str) -> String {
+        let value: String = self.required(name);
+        if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://")) {
+            self.problems
+                .insert(name.to_owned(), "is malformed (expected an http(s) URL)".into());
+        }
+        value
+    }
+
+    /// A comma-separated list; absent means empty.
+    pub fn list(&mut self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `Ok` when every variable read so far was fine.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn complete() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("DATABASE_URL", "postgres://u:p@localhost/db"),
+            ("TABLE_NAME", "table"),
+            ("CARDS_BUCKET", "cards"),
+            ("SYNTHESIZE_QUEUE_URL", "http://localhost/q/s"),
+            ("RENDER_QUEUE_URL", "http://localhost/q/r"),
+            ("FRONTEND_URL", "https://remirai.app/"),
+            ("ALLOWED_ORIGINS", "https://remirai.app, http://localhost:5173"),
+        ])
+    }
+
+    #[test]
+    fn a_complete_environment_reads_with_defaults() {
+        let env = complete();
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.frontend_url, "https://remirai.app");
+        assert_eq!(
+            config.allowed_origins,
+            ["https://remirai.app", "http://localhost:5173"]
+        );
+        assert_eq!(config.db_pool_size, 2);
+        assert_eq!(config.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn the_error_names_every_missing_and_malformed_variable() {
+        let mut env = complete();
+        env.remove("TABLE_NAME");
+        env.remove("CARDS_BUCKET");
+        env.insert("DB_POOL_SIZE", "many");
+        env.insert("FRONTEND_URL", "remirai.app");
+        let error = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        let names: Vec<_> = error.problems.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["CARDS_BUCKET", "DB_POOL_SIZE", "FRONTEND_URL", "TABLE_NAME"]
+        );
+        let message = error.to_string();
+        assert!(message.contains("TABLE_NAME is missing"), "{message}");
+        assert!(message.contains("DB_POOL_SIZE is malformed"), "{message}");
+    }
+
+    #[test]
+    fn the_database_url_never_shows_in_debug_output() {
+        let env = complete();
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(!format!("{config:?}").contains("u:p@"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Platform pieces every Lambda and the local stack share: typed configuration, JSON logs,
+//! the PostgreSQL pool and migrations, AWS clients, and the SQS batch helper workers run on.
+
+pub mod aws;
+pub mod config;
+pub mod db;
+pub mod telemetry;
+pub mod worker;
+
+pub use config::{Config, ConfigError};

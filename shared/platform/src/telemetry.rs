@@ -1,0 +1,24 @@
+//! JSON logs for CloudWatch. Fields of the enclosing spans (request id, message id, persona id,
+//! step) are flattened into every line, so a request can be followed from the API into the
+//! workers. Only fields we name are logged: no request bodies, headers or addresses.
+
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// Installs the global JSON subscriber; `RUST_LOG` overrides the default `info` level.
+/// Safe to call more than once (later calls are no-ops), which tests rely on.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .with_target(true)
+                // Lambda adds its own timestamp to each line; keep ours for local runs.
+                .with_ansi(false),
+        )
+        .try_init();
+}
