@@ -21,4 +21,22 @@ pub fn init() {
                 .with_ansi(false),
         )
         .try_init();
+    log_panics();
+}
+
+/// Panics become one JSON error line (location and message) instead of free text on stderr.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic.location = location, panic.message = message, "panic");
+    }));
 }

@@ -1,0 +1,50 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. Routes are registered
+//! through `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
+//! document in one step, so the two cannot drift.
+
+use std::sync::Arc;
+
+use axum::{
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
+    Extension,
+};
+use utoipa::OpenApi;
+
+use crate::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Re:MirAI API",
+        description = "Surveys answered anonymously by friends become an AI persona of their owner. \
+            Every error has the body `{\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}`.",
+    ),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "operations", description = "Health and API description"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The serialized document, built once when the router is built.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+pub async fn serve(Extension(document): Extension<OpenApiJson>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document.0.as_str().to_owned(),
+    )
+        .into_response()
+}
