@@ -60,10 +60,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let mut response = REQUEST_ID
-        .scope(request_id.clone(), async move {
-            let response = next.run(request).await;
-            standardize_bare_errors(response)
-        })
+        .scope(request_id.clone(), next.run(request))
         .instrument(span.clone())
         .await;
     span.in_scope(|| {
@@ -80,8 +77,8 @@ pub async fn middleware(request: Request, next: Next) -> Response {
 }
 
 /// Responses axum produces on its own (405 from a method router) carry no body; give them the
-/// standard error body, keeping `Allow`.
-fn standardize_bare_errors(response: Response) -> Response {
+/// standard error body, keeping `Allow`. Runs innermost, inside the request id's scope.
+pub async fn standardize_bare_errors(response: Response) -> Response {
     let is_bare = response.headers().get(header::CONTENT_TYPE).is_none();
     if is_bare && response.status() == StatusCode::METHOD_NOT_ALLOWED {
         let allow = response.headers().get(header::ALLOW).cloned();

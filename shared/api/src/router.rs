@@ -50,6 +50,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("There is no such route.") })
         .with_state(state)
         .layer(Extension(OpenApiJson(Arc::new(document))))
+        .layer(middleware::map_response(
+            request_context::standardize_bare_errors,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {
             // The panic hook has logged the panic with its location.

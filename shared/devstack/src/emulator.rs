@@ -1,0 +1,46 @@
+//! The AWS emulator (moto server) for SQS, S3 and DynamoDB, on a free loopback port.
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+
+use crate::{
+    children::{free_port, wait_for_port, Child},
+    python,
+};
+
+/// moto's version, pinned so local runs and CI emulate the same behaviour.
+pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
+
+pub struct Emulator {
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub endpoint: String,
+}
+
+impl Emulator {
+    pub fn start() -> anyhow::Result<Self> {
+        let python = python::interpreter_with("moto.server", MOTO_REQUIREMENT)?;
+        let port = free_port()?;
+        let mut command = Command::new(python);
+        command
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child =
+            Child::spawn("moto", command, libc::SIGTERM).context("starting the AWS emulator")?;
+        wait_for_port(&child, port, Duration::from_secs(30))?;
+        Ok(Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    pub fn stop(&self) {
+        self.child.stop(libc::SIGTERM, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,247 @@
+//! Starting and stopping the local stack.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+
+use anyhow::{bail, Context};
+use platform::{aws::AwsClients, Config};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    emulator::Emulator,
+    poller::{Poller, SqsHandler},
+    postgres::TempPostgres,
+    provision::{provision, LocalResources},
+    template::Template,
+};
+
+/// PostgreSQL and the AWS endpoint: started by us, or taken from `DATABASE_URL` /
+/// `AWS_ENDPOINT_URL`.
+pub struct Services {
+    postgres: Option<TempPostgres>,
+    emulator: Option<Emulator>,
+    /// The database the stack uses.
+    pub database_url: String,
+    pub aws: AwsClients,
+}
+
+impl Services {
+    /// Starts whatever the environment does not provide. Blocking parts run off the runtime.
+    pub async fn start() -> anyhow::Result<Self> {
+        let external_database = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+        let external_aws = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty());
+
+        let postgres = match external_database {
+            Some(_) => None,
+            None => Some(tokio::task::spawn_blocking(TempPostgres::start).await??),
+        };
+        let emulator = if external_aws {
+            None
+        } else {
+            match tokio::task::spawn_blocking(Emulator::start).await? {
+                Ok(emulator) => Some(emulator),
+                Err(error) => {
+                    if let Some(postgres) = &postgres {
+                        postgres.stop();
+                    }
+                    return Err(error);
+                }
+            }
+        };
+        let services = Self {
+            database_url: match (&external_database, &postgres) {
+                (Some(url), _) => url.clone(),
+                (None, Some(postgres)) => postgres.url_of("remirai"),
+                (None, None) => unreachable!("a database is either given or started"),
+            },
+            aws: match &emulator {
+                Some(emulator) => AwsClients::new(&AwsClients::emulator_config(&emulator.endpoint)),
+                None => AwsClients::from_env().await,
+            },
+            postgres,
+            emulator,
+        };
+        if let Some(postgres) = &services.postgres {
+            if let Err(error) = create_database(&postgres.admin_url, "remirai").await {
+                services.stop();
+                return Err(error);
+            }
+        }
+        Ok(services)
+    }
+
+    /// The emulator's endpoint when we started one.
+    pub fn emulator_endpoint(&self) -> Option<&str> {
+        self.emulator.as_ref().map(|e| e.endpoint.as_str())
+    }
+
+    /// Stops the processes we started.
+    pub fn stop(&self) {
+        if let Some(emulator) = &self.emulator {
+            emulator.stop();
+        }
+        if let Some(postgres) = &self.postgres {
+            postgres.stop();
+        }
+    }
+}
+
+/// `CREATE DATABASE name` on the server of `admin_url`, unless it exists.
+pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    create_database_from(admin_url, name, None).await
+}
+
+/// `CREATE DATABASE name [TEMPLATE template]`, tolerating an existing database.
+pub async fn create_database_from(
+    admin_url: &str,
+    name: &str,
+    template: Option<&str>,
+) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to PostgreSQL as admin")?;
+    let driver = tokio::spawn(connection);
+    let statement = match template {
+        Some(template) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+        None => format!("CREATE DATABASE \"{name}\""),
+    };
+    let outcome = client.batch_execute(&statement).await;
+    drop(client);
+    let _ = driver.await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
+            Ok(())
+        }
+        Err(error) => Err(error).with_context(|| format!("creating database {name}")),
+    }
+}
+
+/// The configuration `function` gets from the template, with `overrides` taking precedence.
+pub fn function_config(
+    template: &Template,
+    function: &str,
+    resources: &LocalResources,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Config, platform::ConfigError> {
+    let environment = template.function_environment(function, resources);
+    Config::from_lookup(|name| {
+        overrides
+            .get(name)
+            .or_else(|| environment.get(name))
+            .cloned()
+    })
+}
+
+/// The worker handlers the local stack can run, by the function's logical id in the template.
+pub type Workers = BTreeMap<String, SqsHandler>;
+
+/// One poller per SQS event source of the template. Every SQS-triggered function must have a
+/// handler in `workers`, so a function added to the template cannot silently go unrun locally.
+pub fn pollers(
+    template: &Template,
+    resources: &LocalResources,
+    workers: &Workers,
+) -> anyhow::Result<Vec<Poller>> {
+    template
+        .sqs_event_sources()?
+        .into_iter()
+        .map(|source| {
+            let Some(handler) = workers.get(&source.function) else {
+                bail!(
+                    "template.yaml declares the SQS-triggered function {} but the local stack has no handler for it",
+                    source.function
+                );
+            };
+            let queue = resources
+                .get(&source.queue)
+                .with_context(|| format!("queue {} was not provisioned", source.queue))?;
+            Ok(Poller {
+                queue_url: queue.reference.clone(),
+                queue_arn: queue.arn.clone(),
+                handler: Arc::clone(handler),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Options of [`run`].
+pub struct StackOptions {
+    pub address: SocketAddr,
+    /// Prefix of queue, table and bucket names.
+    pub prefix: String,
+    /// Variables that override the template's environment (the process environment).
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// Runs the stack until `shutdown` fires; stops everything it started before returning.
+pub async fn run(options: StackOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let services = Services::start().await?;
+    let outcome = serve(&services, options, shutdown).await;
+    services.stop();
+    outcome
+}
+
+async fn serve(
+    services: &Services,
+    options: StackOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let template = Template::parse(crate::TEMPLATE)?;
+    let applied = platform::db::migrate(&services.database_url).await?;
+    tracing::info!(count = applied.len(), "migrations applied");
+    let resources = provision(&template, &services.aws, &options.prefix).await?;
+
+    let mut overrides = options.overrides;
+    overrides.insert("DATABASE_URL".into(), services.database_url.clone());
+    let http_function = template
+        .http_functions()
+        .into_iter()
+        .next()
+        .context("template.yaml declares no HTTP function")?;
+    let config = function_config(&template, &http_function, &resources, &overrides)?;
+    let state = api::AppState::new(config, services.aws.clone())?;
+    let workers = Workers::new();
+    let pollers = pollers(&template, &resources, &workers)?;
+
+    let listener = tokio::net::TcpListener::bind(options.address)
+        .await
+        .with_context(|| format!("binding {}", options.address))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "\nRe:MirAI local stack\n  API        http://{address}/v1  (try /v1/health/ready)\n  database   {}\n  AWS        {}\n  pollers    {}\nCtrl-C stops everything.\n",
+        redact_password(&services.database_url),
+        services.emulator_endpoint().unwrap_or("AWS_ENDPOINT_URL"),
+        if pollers.is_empty() { "none declared".to_owned() } else {
+            pollers.iter().map(|p| p.source.function.clone()).collect::<Vec<_>>().join(", ")
+        },
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for poller in pollers {
+        tasks.spawn(poller.run(services.aws.sqs.clone(), shutdown.clone()));
+    }
+    let router = api::router(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
