@@ -2,13 +2,21 @@
 //! step) are flattened into every line, so a request can be followed from the API into the
 //! workers. Only fields we name are logged: no request bodies, headers or addresses.
 
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use tracing_subscriber::{fmt, fmt::MakeWriter, prelude::*, EnvFilter};
 
-/// Installs the global JSON subscriber; `RUST_LOG` overrides the default `info` level.
+/// Installs the global JSON subscriber on stdout; `RUST_LOG` overrides the default `info` level.
 /// Safe to call more than once (later calls are no-ops), which tests rely on.
 pub fn init() {
+    init_with_writer(std::io::stdout);
+}
+
+/// Like [`init`], writing to `writer` (tests capture every line to check what is logged).
+pub fn init_with_writer<W>(writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(
             fmt::layer()
@@ -18,15 +26,22 @@ pub fn init() {
                 .with_span_list(true)
                 .with_target(true)
                 // Lambda adds its own timestamp to each line; keep ours for local runs.
-                .with_ansi(false),
+                .with_ansi(false)
+                .with_writer(writer),
         )
-        .try_init();
-    log_panics();
+        .try_init()
+        .is_ok();
+    if installed {
+        log_panics();
+    }
 }
 
 /// Panics become one JSON error line (location and message) instead of free text on stderr.
+/// Outside Lambda the default hook still prints too, so test failures stay readable.
 fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
+    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
@@ -38,5 +53,8 @@ fn log_panics() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         tracing::error!(panic.location = location, panic.message = message, "panic");
+        if !in_lambda {
+            default_hook(info);
+        }
     }));
 }

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, so the test services start once per run.
+
+mod http_foundation;
+mod lambda_entry;
+mod migrations;
+mod openapi;
+mod template;
+mod worker_batches;

@@ -1,0 +1,61 @@
+//! `template.yaml` passes cfn-lint, and declares what the foundation promises.
+
+use std::process::Command;
+
+use devstack::template::Template;
+use integration_tests::repo_path;
+
+#[test]
+fn the_template_passes_cfn_lint() {
+    let python = devstack::python::interpreter_with("cfnlint", "cfn-lint==1.51.0").unwrap();
+
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+        ])
+        .arg(repo_path("template.yaml"))
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "cfn-lint found problems:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_saga_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let queues = template.resources_of("AWS::SQS::Queue");
+
+    for id in ["SynthesizeQueue", "RenderQueue"] {
+        let (_, properties) = queues.iter().find(|(q, _)| q == id).unwrap();
+        let policy = &properties["RedrivePolicy"];
+        assert_eq!(policy["maxReceiveCount"].as_i64(), Some(5), "{id}");
+        assert!(properties["VisibilityTimeout"].as_i64().unwrap() >= 6 * 10, "{id}");
+    }
+}
+
+#[test]
+fn every_function_is_arm64_on_provided_al2023_built_with_cargo_lambda() {
+    let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let template = Template::parse(&text).unwrap();
+    let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let globals = &root["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+    assert_eq!(globals["Tracing"].as_str(), Some("Active"));
+
+    let functions = template.resources_of("AWS::Serverless::Function");
+    assert!(!functions.is_empty());
+    for (id, _) in functions {
+        assert_eq!(
+            root["Resources"][id.as_str()]["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+    }
+}

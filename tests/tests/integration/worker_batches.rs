@@ -1,0 +1,244 @@
+//! The SQS batch helper under a local event source mapping, against real queues created from
+//! the template: partial batch failures, dead-lettering of permanent failures, and SQS's own
+//! redrive after `maxReceiveCount` receives.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+use devstack::{
+    poller::{Poller, SqsHandler},
+    template::SqsEventSource,
+};
+use integration_tests::spawn_app;
+use platform::worker::{process_batch, Message, SqsQueueOps, StepError, REQUEST_ID_ATTRIBUTE};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    kind: String,
+}
+
+struct Harness {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    dead_letter_url: String,
+    poller: Poller,
+    responses: Arc<Mutex<Vec<SqsBatchResponse>>>,
+    attempts: Arc<Mutex<Vec<String>>>,
+}
+
+async fn harness() -> Harness {
+    let app = spawn_app().await;
+    let queue = app.resource("SynthesizeQueue").clone();
+    let dead_letter = app.resource("SynthesizeDeadLetterQueue").clone();
+    let ops = SqsQueueOps {
+        client: app.aws.sqs.clone(),
+        queue_url: queue.reference.clone(),
+        dead_letter_queue_url: dead_letter.reference.clone(),
+    };
+    let responses = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let handler: SqsHandler = {
+        let responses = responses.clone();
+        let attempts = attempts.clone();
+        Arc::new(move |event| {
+            let ops = ops.clone();
+            let responses = responses.clone();
+            let attempts = attempts.clone();
+            Box::pin(async move {
+                let response = process_batch(event, &ops, |message: Message<Job>| {
+                    attempts.lock().unwrap().push(message.id.clone());
+                    async move {
+                        match message.body.kind.as_str() {
+                            "ok" => Ok(()),
+                            "retry" => Err(StepError::Retryable {
+                                error: anyhow::anyhow!("the LLM is busy"),
+                                after: Some(Duration::ZERO),
+                            }),
+                            "permanent" => Err(StepError::permanent("cannot_ever_work")),
+                            _ => panic!("a bug in the step"),
+                        }
+                    }
+                })
+                .await;
+                responses.lock().unwrap().push(response.clone());
+                response
+            })
+        })
+    };
+    Harness {
+        sqs: app.aws.sqs.clone(),
+        poller: Poller {
+            source: SqsEventSource {
+                function: "TestWorker".into(),
+                queue: "SynthesizeQueue".into(),
+                batch_size: 10,
+                report_batch_item_failures: true,
+                maximum_concurrency: None,
+            },
+            queue_url: queue.reference.clone(),
+            queue_arn: queue.arn.clone(),
+            handler,
+        },
+        queue_url: queue.reference,
+        dead_letter_url: dead_letter.reference,
+        responses,
+        attempts,
+    }
+}
+
+impl Harness {
+    async fn send(&self, body: &str, request_id: &str) -> String {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes(
+                REQUEST_ID_ATTRIBUTE,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(request_id)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .message_id
+            .unwrap()
+    }
+
+    /// Everything on `queue_url`, read without deleting (visible again at once).
+    async fn peek(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut seen = Vec::new();
+        let mut ids = HashSet::new();
+        for _ in 0..5 {
+            let messages = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            for message in messages {
+                if ids.insert(message.message_id.clone()) {
+                    seen.push(message);
+                }
+            }
+        }
+        seen
+    }
+}
+
+fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    message
+        .message_attributes
+        .as_ref()?
+        .get(name)?
+        .string_value
+        .clone()
+}
+
+#[tokio::test]
+async fn a_batch_reports_only_the_messages_that_can_succeed_later() {
+    let h = harness().await;
+    let ok = h.send(r#"{"kind":"ok"}"#, "req-ok").await;
+    let retry = h.send(r#"{"kind":"retry"}"#, "req-retry").await;
+    let permanent = h.send(r#"{"kind":"permanent"}"#, "req-permanent").await;
+    let panics = h.send(r#"{"kind":"panic"}"#, "req-panic").await;
+    let undecodable = h.send("not json at all", "req-undecodable").await;
+
+    let received = h.poller.poll_once(&h.sqs).await.unwrap();
+
+    assert_eq!(received, 5);
+    let responses = h.responses.lock().unwrap().clone();
+    let reported: HashSet<String> = responses[0]
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(reported, HashSet::from([retry.clone(), panics.clone()]));
+    assert!(!reported.contains(""));
+
+    // Permanent failures went to the dead-letter queue at once, with the reason and request id.
+    let parked = h.peek(&h.dead_letter_url).await;
+    let mut reasons: Vec<(String, String)> = parked
+        .iter()
+        .map(|m| {
+            (
+                attribute(m, "failure_reason").unwrap(),
+                attribute(m, REQUEST_ID_ATTRIBUTE).unwrap(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("cannot_ever_work".to_owned(), "req-permanent".to_owned()),
+            ("undecodable_body".to_owned(), "req-undecodable".to_owned()),
+        ]
+    );
+    // The retryable one is back at once (its visibility was set to zero); the panicked one waits
+    // out the visibility timeout; the successful and the parked ones are deleted.
+    let remaining: HashSet<String> = h
+        .peek(&h.queue_url)
+        .await
+        .into_iter()
+        .filter_map(|m| m.message_id)
+        .collect();
+    assert_eq!(remaining, HashSet::from([retry]));
+    let _ = (ok, permanent, undecodable);
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives() {
+    let h = harness().await;
+    let id = h.send(r#"{"kind":"retry"}"#, "req-stubborn").await;
+
+    let mut polls = 0;
+    while h.peek(&h.dead_letter_url).await.is_empty() {
+        polls += 1;
+        assert!(polls <= 10, "never dead-lettered");
+        h.poller.poll_once(&h.sqs).await.unwrap();
+    }
+
+    let attempts = h.attempts.lock().unwrap().clone();
+    assert_eq!(attempts, vec![id.clone(); 5], "maxReceiveCount is 5");
+    let parked = h.peek(&h.dead_letter_url).await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].body.as_deref(), Some(r#"{"kind":"retry"}"#));
+    assert!(h.peek(&h.queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_panicking_record_does_not_fail_the_others_in_its_batch() {
+    let h = harness().await;
+    let mut ok_ids = Vec::new();
+    for _ in 0..4 {
+        ok_ids.push(h.send(r#"{"kind":"ok"}"#, "req").await);
+    }
+    let panics = h.send(r#"{"kind":"panic"}"#, "req").await;
+
+    h.poller.poll_once(&h.sqs).await.unwrap();
+
+    let responses = h.responses.lock().unwrap().clone();
+    let reported: Vec<String> = responses
+        .iter()
+        .flat_map(|r| r.batch_item_failures.iter().map(|f| f.item_identifier.clone()))
+        .collect();
+    assert_eq!(reported, [panics]);
+    assert!(h.peek(&h.queue_url).await.is_empty(), "the panicked one waits out its visibility timeout");
+}
