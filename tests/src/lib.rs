@@ -42,7 +42,9 @@ fn shared() -> &'static SharedServices {
                 .enable_all()
                 .build()
                 .expect("building the harness runtime");
-            runtime.block_on(start_shared()).expect("starting test services")
+            runtime
+                .block_on(start_shared())
+                .expect("starting test services")
         })
         .join()
         .expect("the harness thread panicked")
@@ -135,9 +137,13 @@ pub async fn aws_clients() -> AwsClients {
 pub async fn fresh_database() -> String {
     let services = shared();
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    create_database_from(&services.admin_url, &name, Some(&services.template_database))
-        .await
-        .expect("cloning the template database");
+    create_database_from(
+        &services.admin_url,
+        &name,
+        Some(&services.template_database),
+    )
+    .await
+    .expect("cloning the template database");
     with_database(&services.admin_url, &name)
 }
 

@@ -82,7 +82,11 @@ async fn check(
     match outcome {
         Ok(()) => (name, "ok"),
         Err(error) => {
-            tracing::warn!(dependency = name, error = format!("{error:#}"), "readiness check failed");
+            tracing::warn!(
+                dependency = name,
+                error = format!("{error:#}"),
+                "readiness check failed"
+            );
             (name, "unavailable")
         }
     }

@@ -43,8 +43,11 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         ),
         // Wrong types, missing or unknown fields.
         JsonRejection::JsonDataError(error) => ApiError::BadRequest(
-            Problem::new("invalid_body", "The JSON body does not have the expected shape.")
-                .with_details(serde_json::json!({ "reason": error.body_text() })),
+            Problem::new(
+                "invalid_body",
+                "The JSON body does not have the expected shape.",
+            )
+            .with_details(serde_json::json!({ "reason": error.body_text() })),
         ),
         JsonRejection::BytesRejection(error) if error.status() == 413 => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(Problem::new(

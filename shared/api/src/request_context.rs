@@ -30,14 +30,15 @@ pub fn current_request_id() -> Option<String> {
 
 /// The request id of this request: API Gateway's inside Lambda, generated otherwise.
 pub fn request_id_of(request: &Request) -> String {
-    let from_gateway = request
-        .extensions()
-        .get::<RequestContext>()
-        .and_then(|context| match context {
-            RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        });
+    let from_gateway =
+        request
+            .extensions()
+            .get::<RequestContext>()
+            .and_then(|context| match context {
+                RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            });
     from_gateway
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())

@@ -42,14 +42,19 @@ pub fn router(state: AppState) -> Router {
         .to_json()
         .expect("the OpenAPI document always serializes");
     let max_body_bytes = state.config.max_body_bytes;
-    let cors = cors(&state.config.allowed_origins);
+    let allowed_origins = state.config.allowed_origins.clone();
+    let routes = routes
+        .with_state(state)
+        .layer(Extension(OpenApiJson(Arc::new(document))));
+    with_middleware(routes, max_body_bytes, &allowed_origins)
+}
 
+/// The fallback and the middleware stack every route runs behind.
+fn with_middleware(routes: Router, max_body_bytes: usize, allowed_origins: &[String]) -> Router {
     // Layers added later wrap the ones added earlier: the request context is outermost, so the
     // request id is known to everything inside, including the panic handler.
     routes
         .fallback(|| async { ApiError::not_found("There is no such route.") })
-        .with_state(state)
-        .layer(Extension(OpenApiJson(Arc::new(document))))
         .layer(middleware::map_response(
             request_context::standardize_bare_errors,
         ))
@@ -58,7 +63,7 @@ pub fn router(state: AppState) -> Router {
             // The panic hook has logged the panic with its location.
             ApiError::Unexpected(anyhow::anyhow!("a handler panicked")).into_response()
         }))
-        .layer(cors)
+        .layer(cors(allowed_origins))
         .layer(middleware::map_response(security_headers))
         .layer(middleware::from_fn(request_context::middleware))
 }
@@ -70,12 +75,7 @@ fn cors(allowed_origins: &[String]) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -98,7 +98,10 @@ async fn security_headers(mut response: Response) -> Response {
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
-        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
         (
             "content-security-policy",
             "default-src 'none'; frame-ancestors 'none'",
@@ -112,4 +115,146 @@ async fn security_headers(mut response: Response) -> Response {
             .or_insert(HeaderValue::from_static(value));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        body::Body,
+        http::{Request, StatusCode},
+        routing::{get, post},
+    };
+    use serde::Deserialize;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::json::ApiJson;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Greeting {
+        name: String,
+    }
+
+    fn app() -> Router {
+        let routes = Router::new()
+            .route(
+                "/echo",
+                post(|ApiJson(greeting): ApiJson<Greeting>| async move {
+                    ApiJson(serde_json::json!({ "hello": greeting.name }))
+                }),
+            )
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("internal detail: password=hunter2");
+                    }
+                    "unreachable"
+                }),
+            );
+        with_middleware(routes, 64, &[])
+    }
+
+    async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = app().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn post_json(body: &'static str, content_type: Option<&str>) -> Request<Body> {
+        let mut request = Request::post("/echo");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.body(Body::from(body)).unwrap()
+    }
+
+    fn assert_standard_error(headers: &axum::http::HeaderMap, body: &Value, code: &str) {
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(
+            body["error"]["request_id"].as_str().unwrap(),
+            headers["x-request-id"].to_str().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_valid_body_reaches_the_handler() {
+        let (status, _, body) =
+            send(post_json(r#"{"name":"Mira"}"#, Some("application/json"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["hello"], "Mira");
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400() {
+        let (status, headers, body) =
+            send(post_json(r#"{"name":"#, Some("application/json"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_standard_error(&headers, &body, "malformed_json");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_field_is_400_and_named() {
+        let (status, headers, body) = send(post_json(
+            r#"{"name":"Mira","admin":true}"#,
+            Some("application/json"),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_standard_error(&headers, &body, "invalid_body");
+        assert!(body["error"]["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("admin"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_type_is_400() {
+        let (status, headers, body) =
+            send(post_json(r#"{"name":7}"#, Some("application/json"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_standard_error(&headers, &body, "invalid_body");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_wrong_content_type_is_415() {
+        for content_type in [None, Some("text/plain")] {
+            let (status, headers, body) = send(post_json(r#"{"name":"Mira"}"#, content_type)).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert_standard_error(&headers, &body, "unsupported_media_type");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413() {
+        let big: &'static str =
+            Box::leak(format!(r#"{{"name":"{}"}}"#, "x".repeat(100)).into_boxed_str());
+        let (status, headers, body) = send(post_json(big, Some("application/json"))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_standard_error(&headers, &body, "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_an_opaque_500() {
+        let (status, headers, body) =
+            send(Request::get("/panic").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_standard_error(&headers, &body, "internal_error");
+        assert!(!body.to_string().contains("hunter2"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+
+    #[tokio::test]
+    async fn the_document_of_the_real_routes_is_openapi_3_1() {
+        let document = serde_json::to_value(openapi_document()).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+    }
 }

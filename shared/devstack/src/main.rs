@@ -26,7 +26,9 @@ async fn run_stack() -> anyhow::Result<()> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
     }
     let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port.parse().map_err(|_| anyhow::anyhow!("PORT must be a port number"))?,
+        Ok(port) => port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("PORT must be a port number"))?,
         Err(_) => 3000,
     };
     let shutdown = CancellationToken::new();

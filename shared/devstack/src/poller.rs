@@ -68,7 +68,11 @@ impl Poller {
         }
         let event = lambda_event(&messages, &self.queue_arn)?;
         let outcome = AssertUnwindSafe((self.handler)(event)).catch_unwind().await;
-        let failed = failed_indices(&messages, outcome.ok(), self.source.report_batch_item_failures);
+        let failed = failed_indices(
+            &messages,
+            outcome.ok(),
+            self.source.report_batch_item_failures,
+        );
         let entries: Vec<_> = messages
             .iter()
             .enumerate()

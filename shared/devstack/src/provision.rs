@@ -197,7 +197,8 @@ async fn create_table(aws: &AwsClients, name: &str, properties: &Value) -> anyho
     }
     if let Some(ttl) = properties.get("TimeToLiveSpecification") {
         if ttl.get("Enabled").and_then(Value::as_bool) == Some(true) {
-            aws.dynamodb
+            let outcome = aws
+                .dynamodb
                 .update_time_to_live()
                 .table_name(name)
                 .time_to_live_specification(
@@ -207,17 +208,13 @@ async fn create_table(aws: &AwsClients, name: &str, properties: &Value) -> anyho
                         .build()?,
                 )
                 .send()
-                .await
-                .map(|_| ())
-                .or_else(|error| {
-                    // Already enabled on a table that survived from an earlier run.
-                    let message = format!("{error:?}");
-                    if message.contains("already enabled") {
-                        Ok(())
-                    } else {
-                        Err(error)
-                    }
-                })?;
+                .await;
+            // A table that survived from an earlier run already has TTL enabled.
+            if let Err(error) = outcome {
+                if !format!("{error:?}").contains("already enabled") {
+                    return Err(error.into());
+                }
+            }
         }
     }
     Ok(())

@@ -109,7 +109,9 @@ pub async fn create_database_from(
     let _ = driver.await;
     match outcome {
         Ok(()) => Ok(()),
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
+        Err(error)
+            if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
+        {
             Ok(())
         }
         Err(error) => Err(error).with_context(|| format!("creating database {name}")),

@@ -44,8 +44,8 @@ pub struct LocalResource {
 
 impl Template {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text)
     }
 
@@ -93,10 +93,7 @@ impl Template {
                 sources.push(SqsEventSource {
                     function: function.clone(),
                     queue,
-                    batch_size: props
-                        .get("BatchSize")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(10) as i32,
+                    batch_size: props.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
                     report_batch_item_failures: props
                         .get("FunctionResponseTypes")
                         .and_then(Value::as_sequence)

@@ -70,7 +70,10 @@ impl Config {
             cards_bucket: env.required("CARDS_BUCKET"),
             synthesize_queue_url: env.required_url("SYNTHESIZE_QUEUE_URL"),
             render_queue_url: env.required_url("RENDER_QUEUE_URL"),
-            frontend_url: env.required_url("FRONTEND_URL").trim_end_matches('/').to_owned(),
+            frontend_url: env
+                .required_url("FRONTEND_URL")
+                .trim_end_matches('/')
+                .to_owned(),
             allowed_origins: env.list("ALLOWED_ORIGINS"),
             max_body_bytes: env.optional("MAX_BODY_BYTES", 64 * 1024),
         };
@@ -135,9 +138,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// A required absolute `http(s)://` URL.
     pub fn required_url(&mut self, name: &str) -> String {
         let value: String = self.required(name);
-        if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://")) {
-            self.problems
-                .insert(name.to_owned(), "is malformed (expected an http(s) URL)".into());
+        let is_url = value.starts_with("https://") || value.starts_with("http://");
+        if !value.is_empty() && !is_url {
+            self.problems.insert(
+                name.to_owned(),
+                "is malformed (expected an http(s) URL)".into(),
+            );
         }
         value
     }
@@ -181,7 +187,10 @@ mod tests {
             ("SYNTHESIZE_QUEUE_URL", "http://localhost/q/s"),
             ("RENDER_QUEUE_URL", "http://localhost/q/r"),
             ("FRONTEND_URL", "https://remirai.app/"),
-            ("ALLOWED_ORIGINS", "https://remirai.app, http://localhost:5173"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://remirai.app, http://localhost:5173",
+            ),
         ])
     }
 

@@ -23,8 +23,9 @@ pub fn pool(config: &Config) -> anyhow::Result<Pool> {
 
 /// Builds a pool for `url` with at most `size` connections.
 pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
-    let pg_config: tokio_postgres::Config =
-        url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let pg_config: tokio_postgres::Config = url
+        .parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
     let manager = deadpool_postgres::Manager::from_config(
         pg_config,
         NoTls,

@@ -222,7 +222,11 @@ where
             false
         }
         Err(StepError::Retryable { error, after }) => {
-            warn!(receive_count, error = format!("{error:#}"), "step failed; will retry");
+            warn!(
+                receive_count,
+                error = format!("{error:#}"),
+                "step failed; will retry"
+            );
             if let (Some(after), Some(handle)) = (after, record.receipt_handle.as_deref()) {
                 if let Err(error) = queue.retry_later(handle, after).await {
                     warn!(error = format!("{error:#}"), "could not delay the retry");
@@ -232,13 +236,138 @@ where
         }
         Err(StepError::Permanent { reason }) => match queue.dead_letter(record, &reason).await {
             Ok(()) => {
-                warn!(receive_count, reason, "permanent failure; moved to the dead-letter queue");
+                warn!(
+                    receive_count,
+                    reason, "permanent failure; moved to the dead-letter queue"
+                );
                 false
             }
             Err(error) => {
-                error!(reason, error = format!("{error:#}"), "could not dead-letter; will retry");
+                error!(
+                    reason,
+                    error = format!("{error:#}"),
+                    "could not dead-letter; will retry"
+                );
                 true
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct RecordingQueue {
+        delayed: Mutex<Vec<(String, Duration)>>,
+        parked: Mutex<Vec<(Option<String>, String)>>,
+    }
+
+    impl QueueOps for RecordingQueue {
+        async fn retry_later(&self, receipt_handle: &str, after: Duration) -> anyhow::Result<()> {
+            self.delayed
+                .lock()
+                .unwrap()
+                .push((receipt_handle.into(), after));
+            Ok(())
+        }
+
+        async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> anyhow::Result<()> {
+            self.parked
+                .lock()
+                .unwrap()
+                .push((record.message_id.clone(), reason.into()));
+            Ok(())
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Job {
+        fail: bool,
+    }
+
+    fn event(records: &[(Option<&str>, &str)]) -> SqsEvent {
+        let records: Vec<_> = records
+            .iter()
+            .map(|(id, body)| {
+                serde_json::json!({
+                    "messageId": id,
+                    "receiptHandle": format!("handle-{}", id.unwrap_or("none")),
+                    "body": body,
+                    "attributes": { "ApproximateReceiveCount": "2" },
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    async fn run(event: SqsEvent, queue: &RecordingQueue) -> Vec<String> {
+        process_batch(event, queue, |message: Message<Job>| async move {
+            assert_eq!(message.receive_count, 2);
+            if message.body.fail {
+                Err(StepError::Retryable {
+                    error: anyhow::anyhow!("busy"),
+                    after: Some(Duration::from_secs(30)),
+                })
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn retryable_failures_are_reported_and_delayed() {
+        let queue = RecordingQueue::default();
+        let failed = run(
+            event(&[
+                (Some("a"), r#"{"fail":false}"#),
+                (Some("b"), r#"{"fail":true}"#),
+            ]),
+            &queue,
+        )
+        .await;
+        assert_eq!(failed, ["b"]);
+        assert_eq!(
+            *queue.delayed.lock().unwrap(),
+            [("handle-b".to_owned(), Duration::from_secs(30))]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_body_is_dead_lettered_not_reported() {
+        let queue = RecordingQueue::default();
+        let failed = run(event(&[(Some("a"), "{}"), (Some("b"), "<xml/>")]), &queue).await;
+        assert!(failed.is_empty());
+        let parked = queue.parked.lock().unwrap().clone();
+        assert_eq!(
+            parked,
+            [
+                (Some("a".to_owned()), "undecodable_body".to_owned()),
+                (Some("b".to_owned()), "undecodable_body".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_without_an_id_is_never_reported_with_an_empty_id() {
+        let queue = RecordingQueue::default();
+        let failed = run(
+            event(&[(None, r#"{"fail":true}"#), (Some(""), r#"{"fail":true}"#)]),
+            &queue,
+        )
+        .await;
+        assert!(failed.is_empty(), "{failed:?}");
     }
 }

@@ -5,7 +5,12 @@ use serde_json::Value;
 
 fn assert_error_body(body: &Value, code: &str, request_id: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert_eq!(body["error"]["request_id"], request_id, "{body}");
 }
 
@@ -102,10 +107,16 @@ async fn readiness_reports_an_unreachable_database() {
 
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["details"]["checks"]["postgres"], "unavailable");
+    assert_eq!(
+        body["error"]["details"]["checks"]["postgres"],
+        "unavailable"
+    );
     assert_eq!(body["error"]["details"]["checks"]["sqs"], "ok");
     let text = body.to_string();
-    assert!(!text.contains("127.0.0.1:1"), "a 503 body never carries internals: {text}");
+    assert!(
+        !text.contains("127.0.0.1:1"),
+        "a 503 body never carries internals: {text}"
+    );
 }
 
 #[tokio::test]

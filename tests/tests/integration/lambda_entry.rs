@@ -7,13 +7,17 @@ use tower::ServiceExt;
 
 async fn invoke(event_file: &str) -> (http::StatusCode, http::HeaderMap, Value, Value) {
     let app = spawn_app().await;
-    let text = std::fs::read_to_string(repo_path(&format!("events/http_api/{event_file}"))).unwrap();
+    let text =
+        std::fs::read_to_string(repo_path(&format!("events/http_api/{event_file}"))).unwrap();
     let event: Value = serde_json::from_str(&text).unwrap();
     let request = lambda_http::request::from_str(&text).expect("a valid API Gateway event");
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
 
-    let response = api::router(app.state.clone()).oneshot(request).await.unwrap();
+    let response = api::router(app.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
 
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -39,7 +43,10 @@ async fn a_gateway_request_for_an_unknown_route_gets_the_error_body_with_the_gat
 
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
-    assert_eq!(body["error"]["request_id"], event["requestContext"]["requestId"]);
+    assert_eq!(
+        body["error"]["request_id"],
+        event["requestContext"]["requestId"]
+    );
 }
 
 #[tokio::test]

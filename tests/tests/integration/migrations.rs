@@ -11,7 +11,10 @@ async fn a_fresh_database_has_every_migration_applied() {
     tokio::spawn(connection);
 
     let applied: Vec<String> = client
-        .query("SELECT name FROM refinery_schema_history ORDER BY version", &[])
+        .query(
+            "SELECT name FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()

@@ -35,7 +35,10 @@ fn every_saga_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
         let (_, properties) = queues.iter().find(|(q, _)| q == id).unwrap();
         let policy = &properties["RedrivePolicy"];
         assert_eq!(policy["maxReceiveCount"].as_i64(), Some(5), "{id}");
-        assert!(properties["VisibilityTimeout"].as_i64().unwrap() >= 6 * 10, "{id}");
+        assert!(
+            properties["VisibilityTimeout"].as_i64().unwrap() >= 6 * 10,
+            "{id}"
+        );
     }
 }
 

@@ -237,8 +237,15 @@ async fn a_panicking_record_does_not_fail_the_others_in_its_batch() {
     let responses = h.responses.lock().unwrap().clone();
     let reported: Vec<String> = responses
         .iter()
-        .flat_map(|r| r.batch_item_failures.iter().map(|f| f.item_identifier.clone()))
+        .flat_map(|r| {
+            r.batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+        })
         .collect();
     assert_eq!(reported, [panics]);
-    assert!(h.peek(&h.queue_url).await.is_empty(), "the panicked one waits out its visibility timeout");
+    assert!(
+        h.peek(&h.queue_url).await.is_empty(),
+        "the panicked one waits out its visibility timeout"
+    );
 }
