@@ -21,6 +21,9 @@ use devstack::{
 };
 use platform::{aws::AwsClients, Config};
 
+/// The Google client id the test app is configured with.
+pub const GOOGLE_CLIENT_ID: &str = "test-client.apps.googleusercontent.com";
+
 /// The template's HTTP function, whose environment the app is configured from.
 pub const HTTP_FUNCTION: &str = "HttpApiFunction";
 
@@ -163,6 +166,8 @@ pub struct TestApp {
 #[derive(Default)]
 pub struct TestAppOptions {
     pub overrides: BTreeMap<String, String>,
+    /// Serve this router instead of the local stack's (which adds the dev sign-in route).
+    pub router: Option<fn(AppState) -> axum::Router>,
 }
 
 /// Spawns the app with the template's configuration.
@@ -182,10 +187,17 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     overrides
         .entry("DATABASE_URL".into())
         .or_insert_with(|| database_url.clone());
+    overrides
+        .entry("GOOGLE_CLIENT_ID".into())
+        .or_insert_with(|| GOOGLE_CLIENT_ID.into());
+    devstack::stack::local_secrets(&mut overrides);
     let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
         .expect("the template configures the HTTP function");
     let state = AppState::new(config, aws.clone()).expect("building the app state");
-    let router = api::router(state.clone());
+    let router = match options.router {
+        Some(build) => build(state.clone()),
+        None => api::local_router(state.clone(), |_| None).expect("building the local router"),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");

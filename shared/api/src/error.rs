@@ -182,10 +182,16 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
-            Self::Unauthorized(_) => {
+            Self::Unauthorized(problem) => {
+                // RFC 6750 section 3: name the error only when a token was presented.
+                let challenge = if problem.code == "missing_token" {
+                    "Bearer realm=\"remirai\""
+                } else {
+                    "Bearer realm=\"remirai\", error=\"invalid_token\""
+                };
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"remirai\""),
+                    HeaderValue::from_static(challenge),
                 );
             }
             Self::MethodNotAllowed { allow: Some(allow) } => {

@@ -1,14 +1,18 @@
 //! The HTTP API: one axum router, served by `lambda_http` inside Lambda and by `axum::serve` in
 //! the local stack, so both run the same routes, middleware and error mapping.
 
+pub mod auth;
+pub mod client_address;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod json;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_context;
 mod router;
 pub mod state;
 
 pub use error::{ApiError, Problem};
-pub use router::{openapi_document, router};
+pub use router::{local_router, openapi_document, router, with_middleware};
 pub use state::AppState;

@@ -21,11 +21,32 @@ use crate::error::ErrorBody;
             Every error has the body `{\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}`.",
     ),
     components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and API description"),
+        (name = "auth", description = "Sign-in, tokens and the profile"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme protected operations refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The serialized document, built once when the router is built.
 #[derive(Clone)]

@@ -17,40 +17,74 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    health,
+    auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
     request_context, ApiError, AppState,
 };
 
+/// Where the router runs; decides whether the dev sign-in route exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deployment {
+    Lambda,
+    Local,
+}
+
 /// Every route with its handler and its OpenAPI operation.
-fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::serve))
+        .routes(routes!(auth::google_sign_in))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me));
+    match deployment {
+        Deployment::Lambda => routes,
+        Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),
+    }
 }
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    routes(Deployment::Lambda).split_for_parts().1
 }
 
-/// The application: the same value runs in Lambda and in the local stack.
+/// The application as deployed: what the HTTP Lambda serves.
 pub fn router(state: AppState) -> Router {
-    let (routes, document) = routes().split_for_parts();
+    build(state, Deployment::Lambda)
+}
+
+/// The application plus the local-only dev sign-in, for the local stack. Refuses to build inside
+/// Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set there), so the route can never be deployed.
+pub fn local_router(
+    state: AppState,
+    environment: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Router> {
+    if environment("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        anyhow::bail!("the local router (with dev sign-in) cannot run inside AWS Lambda");
+    }
+    Ok(build(state, Deployment::Local))
+}
+
+fn build(state: AppState, deployment: Deployment) -> Router {
+    let (routes, document) = routes(deployment).split_for_parts();
     let document = document
         .to_json()
         .expect("the OpenAPI document always serializes");
-    let max_body_bytes = state.config.max_body_bytes;
-    let allowed_origins = state.config.allowed_origins.clone();
+    let config = state.config.clone();
     let routes = routes
         .with_state(state)
         .layer(Extension(OpenApiJson(Arc::new(document))));
-    with_middleware(routes, max_body_bytes, &allowed_origins)
+    with_middleware(routes, &config)
 }
 
 /// The fallback and the middleware stack every route runs behind.
-fn with_middleware(routes: Router, max_body_bytes: usize, allowed_origins: &[String]) -> Router {
+pub fn with_middleware(routes: Router, config: &platform::Config) -> Router {
+    layered(routes, config.max_body_bytes, &config.allowed_origins)
+}
+
+fn layered(routes: Router, max_body_bytes: usize, allowed_origins: &[String]) -> Router {
     // Layers added later wrap the ones added earlier: the request context is outermost, so the
     // request id is known to everything inside, including the panic handler.
     routes
@@ -155,7 +189,7 @@ mod tests {
                     "unreachable"
                 }),
             );
-        with_middleware(routes, 64, &[])
+        layered(routes, 64, &[])
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {

@@ -118,6 +118,29 @@ pub async fn create_database_from(
     }
 }
 
+/// Values the template takes from Secrets Manager or required parameters at deploy time, made up
+/// for a local run: fresh random keys on every start (so local tokens die with the stack) and a
+/// placeholder Google client id. Anything already in `overrides` wins.
+pub fn local_secrets(overrides: &mut BTreeMap<String, String>) {
+    use base64::Engine;
+    let random_key = || {
+        let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .flat_map(|id| *id.as_bytes())
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    overrides
+        .entry("JWT_SIGNING_KEYS".into())
+        .or_insert_with(|| format!("local:{}", random_key()));
+    overrides
+        .entry("ADDRESS_HASH_KEY".into())
+        .or_insert_with(random_key);
+    overrides
+        .entry("GOOGLE_CLIENT_ID".into())
+        .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
+}
+
 /// The configuration `function` gets from the template, with `overrides` taking precedence.
 pub fn function_config(
     template: &Template,
@@ -196,6 +219,7 @@ async fn serve(
 
     let mut overrides = options.overrides;
     overrides.insert("DATABASE_URL".into(), services.database_url.clone());
+    local_secrets(&mut overrides);
     let http_function = template
         .http_functions()
         .into_iter()
@@ -223,7 +247,7 @@ async fn serve(
     for poller in pollers {
         tasks.spawn(poller.run(services.aws.sqs.clone(), shutdown.clone()));
     }
-    let router = api::router(state);
+    let router = api::local_router(state, |name| std::env::var(name).ok())?;
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

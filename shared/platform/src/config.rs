@@ -6,7 +6,8 @@
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
-use secrecy::SecretString;
+use base64::Engine;
+use secrecy::{SecretSlice, SecretString};
 
 /// Everything the HTTP function and the workers need to know about their environment.
 #[derive(Debug, Clone)]
@@ -30,6 +31,71 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `MAX_BODY_BYTES`: largest accepted request body.
     pub max_body_bytes: usize,
+    /// `GOOGLE_CLIENT_ID`: Google ID tokens must carry it as `aud`.
+    pub google_client_id: String,
+    /// `GOOGLE_JWKS_URL`: where Google publishes its signing keys.
+    pub google_jwks_url: String,
+    /// `JWT_SIGNING_KEYS`: `kid:base64key[,kid:base64key...]`; the first signs, all verify, so a
+    /// new key is rolled in first and the old one removed an hour (one token lifetime) later.
+    pub jwt_signing_keys: Vec<SigningKey>,
+    /// `JWT_ISSUER` / `JWT_AUDIENCE`: `iss` and `aud` of our access tokens.
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// `ADDRESS_HASH_KEY`: key of the keyed hash that replaces network addresses in rate-limit
+    /// counters (base64, at least 32 bytes).
+    pub address_hash_key: SecretKey,
+}
+
+/// A symmetric key for our access tokens.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub secret: SecretKey,
+}
+
+/// Secret key material (at least 32 bytes), never printed.
+#[derive(Debug, Clone)]
+pub struct SecretKey(pub SecretSlice<u8>);
+
+impl Default for SecretKey {
+    fn default() -> Self {
+        Self(SecretSlice::from(Vec::new()))
+    }
+}
+
+impl FromStr for SecretKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| "expected base64".to_owned())?;
+        if bytes.len() < 32 {
+            return Err(format!("expected at least 32 bytes, got {}", bytes.len()));
+        }
+        Ok(Self(SecretSlice::from(bytes)))
+    }
+}
+
+/// Parses `kid:base64key[,kid:base64key...]`.
+fn signing_keys(text: &str) -> Result<Vec<SigningKey>, String> {
+    text.split(',')
+        .map(|entry| {
+            let (kid, key) = entry
+                .trim()
+                .split_once(':')
+                .ok_or("expected kid:base64key entries")?;
+            if kid.is_empty() || kid.len() > 64 {
+                return Err("a kid must have 1 to 64 characters".to_owned());
+            }
+            Ok(SigningKey {
+                kid: kid.to_owned(),
+                secret: key.parse()?,
+            })
+        })
+        .collect()
 }
 
 /// Every problem found while reading the environment, by variable name.
@@ -76,6 +142,15 @@ impl Config {
                 .to_owned(),
             allowed_origins: env.list("ALLOWED_ORIGINS"),
             max_body_bytes: env.optional("MAX_BODY_BYTES", 64 * 1024),
+            google_client_id: env.required("GOOGLE_CLIENT_ID"),
+            google_jwks_url: env.optional_url(
+                "GOOGLE_JWKS_URL",
+                "https://www.googleapis.com/oauth2/v3/certs",
+            ),
+            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", signing_keys),
+            jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
+            jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
+            address_hash_key: env.required("ADDRESS_HASH_KEY"),
         };
         env.finish().map(|()| config)
     }
@@ -148,6 +223,31 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         value
     }
 
+    /// An optional `http(s)://` URL with a default.
+    pub fn optional_url(&mut self, name: &str, default: &str) -> String {
+        match self.get(name) {
+            Some(_) => self.required_url(name),
+            None => default.to_owned(),
+        }
+    }
+
+    /// A required variable parsed by `parse`.
+    pub fn required_with<T: Default>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        let Some(raw) = self.get(name) else {
+            self.problems.insert(name.to_owned(), "is missing".into());
+            return T::default();
+        };
+        parse(&raw).unwrap_or_else(|problem| {
+            self.problems
+                .insert(name.to_owned(), format!("is malformed ({problem})"));
+            T::default()
+        })
+    }
+
     /// A comma-separated list; absent means empty.
     pub fn list(&mut self, name: &str) -> Vec<String> {
         self.get(name)
@@ -191,6 +291,12 @@ mod tests {
                 "ALLOWED_ORIGINS",
                 "https://remirai.app, http://localhost:5173",
             ),
+            ("GOOGLE_CLIENT_ID", "client.apps.googleusercontent.com"),
+            (
+                "JWT_SIGNING_KEYS",
+                "k2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            ),
+            ("ADDRESS_HASH_KEY", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="),
         ])
     }
 
@@ -204,6 +310,12 @@ mod tests {
             ["https://remirai.app", "http://localhost:5173"]
         );
         assert_eq!(config.db_pool_size, 2);
+        let kids: Vec<_> = config
+            .jwt_signing_keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .collect();
+        assert_eq!(kids, ["k2", "k1"]);
         assert_eq!(config.max_body_bytes, 65536);
     }
 
@@ -214,11 +326,18 @@ mod tests {
         env.remove("CARDS_BUCKET");
         env.insert("DB_POOL_SIZE", "many");
         env.insert("FRONTEND_URL", "remirai.app");
+        env.insert("JWT_SIGNING_KEYS", "k1:c2hvcnQ=");
         let error = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
         let names: Vec<_> = error.problems.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            ["CARDS_BUCKET", "DB_POOL_SIZE", "FRONTEND_URL", "TABLE_NAME"]
+            [
+                "CARDS_BUCKET",
+                "DB_POOL_SIZE",
+                "FRONTEND_URL",
+                "JWT_SIGNING_KEYS",
+                "TABLE_NAME"
+            ]
         );
         let message = error.to_string();
         assert!(message.contains("TABLE_NAME is missing"), "{message}");
@@ -229,6 +348,8 @@ mod tests {
     fn the_database_url_never_shows_in_debug_output() {
         let env = complete();
         let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        assert!(!format!("{config:?}").contains("u:p@"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("u:p@"));
+        assert!(!debug.contains("AgICAgIC"));
     }
 }

@@ -100,6 +100,7 @@ async fn readiness_reports_an_unreachable_database() {
             "postgres://nobody@127.0.0.1:1/none".to_owned(),
         )]
         .into(),
+        ..Default::default()
     })
     .await;
 

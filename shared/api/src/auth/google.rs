@@ -1,0 +1,220 @@
+//! Verifies Google ID tokens against Google's published keys (JWKS).
+//!
+//! Keys are cached for as long as the JWKS response's `Cache-Control: max-age` allows. A token
+//! signed with a key id we do not know triggers one refetch (single flight: concurrent
+//! verifications wait for the same fetch), at most once per [`UNKNOWN_KID_REFETCH_INTERVAL`],
+//! so a flood of forged key ids cannot turn us into a load generator against Google.
+//! <https://developers.google.com/identity/gsi/web/guides/verify-google-id-token>
+
+use std::{
+    collections::HashMap,
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// The two spellings of Google's issuer.
+const ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+const MAX_TOKEN_BYTES: usize = 4096;
+const LEEWAY_SECONDS: u64 = 60;
+pub const UNKNOWN_KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Used when the JWKS response has no usable `max-age`.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+const LONGEST_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The claims we use from a verified Google ID token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleIdentity {
+    pub sub: String,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoogleError {
+    /// The token is not a valid Google ID token for us (401).
+    #[error("invalid Google ID token: {0}")]
+    Invalid(&'static str),
+    /// Google's keys could not be fetched and none are cached (503).
+    #[error("Google's signing keys are unavailable: {0:#}")]
+    KeysUnavailable(anyhow::Error),
+}
+
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Instant,
+    max_age: Duration,
+}
+
+pub struct GoogleVerifier {
+    jwks_url: String,
+    http: reqwest::Client,
+    validation: Validation,
+    cache: RwLock<Option<KeyCache>>,
+    /// Held while fetching (the single flight); holds when an unknown `kid` last caused a fetch.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl GoogleVerifier {
+    pub fn new(client_id: &str, jwks_url: &str, http: reqwest::Client) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&[client_id]);
+        validation.set_issuer(&ISSUERS);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        Self {
+            jwks_url: jwks_url.to_owned(),
+            http,
+            validation,
+            cache: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn verify(&self, id_token: &str) -> Result<GoogleIdentity, GoogleError> {
+        if id_token.len() > MAX_TOKEN_BYTES {
+            return Err(GoogleError::Invalid("too long"));
+        }
+        let header = decode_header(id_token).map_err(|_| GoogleError::Invalid("malformed"))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(GoogleError::Invalid("algorithm"));
+        }
+        let kid = header.kid.ok_or(GoogleError::Invalid("no kid"))?;
+        let key = self.key(&kid).await?;
+        let identity = decode::<GoogleIdentity>(id_token, &key, &self.validation)
+            .map_err(|_| GoogleError::Invalid("rejected"))?
+            .claims;
+        if identity.email_verified != Some(true) {
+            return Err(GoogleError::Invalid("email not verified"));
+        }
+        Ok(identity)
+    }
+
+    /// The key `kid`, from the cache or after (at most) one fetch.
+    async fn key(&self, kid: &str) -> Result<DecodingKey, GoogleError> {
+        if let Lookup::Fresh(key) = self.lookup(kid) {
+            return Ok(key);
+        }
+        let mut last_unknown_kid_fetch = self.fetching.lock().await;
+        // Someone else may have fetched while we waited.
+        let stale = match self.lookup(kid) {
+            Lookup::Fresh(key) => return Ok(key),
+            Lookup::UnknownInFreshCache => {
+                if last_unknown_kid_fetch
+                    .is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH_INTERVAL)
+                {
+                    return Err(GoogleError::Invalid("unknown kid"));
+                }
+                *last_unknown_kid_fetch = Some(Instant::now());
+                None
+            }
+            Lookup::Stale(key) => Some(key),
+            Lookup::Empty => None,
+        };
+        match self.fetch().await {
+            Ok(cache) => {
+                let key = cache.keys.get(kid).cloned();
+                *self.cache.write().unwrap_or_else(|p| p.into_inner()) = Some(cache);
+                key.ok_or(GoogleError::Invalid("unknown kid"))
+            }
+            Err(error) => match stale {
+                // Availability over freshness: a key Google published recently is still good.
+                Some(key) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "JWKS refresh failed; using cached keys"
+                    );
+                    Ok(key)
+                }
+                None => Err(GoogleError::KeysUnavailable(error)),
+            },
+        }
+    }
+
+    fn lookup(&self, kid: &str) -> Lookup {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let Some(cache) = cache.as_ref() else {
+            return Lookup::Empty;
+        };
+        let fresh = cache.fetched_at.elapsed() < cache.max_age;
+        match (cache.keys.get(kid), fresh) {
+            (Some(key), true) => Lookup::Fresh(key.clone()),
+            (Some(key), false) => Lookup::Stale(key.clone()),
+            (None, true) => Lookup::UnknownInFreshCache,
+            (None, false) => Lookup::Empty,
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<KeyCache> {
+        let response = self
+            .http
+            .get(&self.jwks_url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?
+            .error_for_status()?;
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|value| value.to_str().ok())
+            .and_then(max_age)
+            .unwrap_or(DEFAULT_MAX_AGE)
+            .min(LONGEST_MAX_AGE);
+        let set: JwkSet = response.json().await?;
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((kid, key))
+            })
+            .collect();
+        tracing::info!(
+            max_age_seconds = max_age.as_secs(),
+            "fetched Google's signing keys"
+        );
+        Ok(KeyCache {
+            keys,
+            fetched_at: Instant::now(),
+            max_age,
+        })
+    }
+}
+
+enum Lookup {
+    Fresh(DecodingKey),
+    Stale(DecodingKey),
+    UnknownInFreshCache,
+    Empty,
+}
+
+/// `max-age` of a `Cache-Control` value.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("max-age")
+            .then(|| value.trim().parse().ok().map(Duration::from_secs))?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age("public, max-age=19845, must-revalidate, no-transform"),
+            Some(Duration::from_secs(19845))
+        );
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! Identity: Google sign-in, our token pair, refresh rotation, logout, the profile, and the
+//! local-only dev sign-in.
+//!
+//! Rule for every protected route: a resource that belongs to another user answers 404, exactly
+//! like one that does not exist, never 403, so ids cannot be probed for existence.
+
+mod extractor;
+pub mod google;
+pub mod sessions;
+pub mod tokens;
+
+use aws_lc_rs::digest;
+use axum::{extract::State, http::StatusCode, Json};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+pub use extractor::AuthUser;
+use google::GoogleError;
+use sessions::{Profile, RefreshError, TokenResponse};
+
+use crate::{
+    client_address::AddressHash, error::ErrorBody, json::ApiJson, rate_limit, ApiError, AppState,
+    Problem,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSignIn {
+    /// The ID token Google Identity Services gave the web app.
+    pub id_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevSignIn {
+    /// Identifies the local user; only its hash is kept.
+    pub email: String,
+    pub name: String,
+}
+
+/// Signs in with a Google ID token; creates the user on first sign-in.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/google",
+    tag = "auth",
+    request_body = GoogleSignIn,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "The ID token is not valid for this app", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 429, description = "More than 10 auth requests a minute from this address", body = ErrorBody),
+        (status = 503, description = "Google's keys could not be fetched", body = ErrorBody),
+    )
+)]
+pub async fn google_sign_in(
+    State(state): State<AppState>,
+    address: AddressHash,
+    ApiJson(request): ApiJson<GoogleSignIn>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    let identity = state
+        .google
+        .verify(&request.id_token)
+        .await
+        .map_err(|error| match error {
+            GoogleError::Invalid(reason) => {
+                tracing::info!(reason, "Google ID token rejected");
+                ApiError::Unauthorized(Problem::new(
+                    "invalid_id_token",
+                    "The Google ID token is not valid for this app.",
+                ))
+            }
+            GoogleError::KeysUnavailable(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "Google keys unavailable");
+                ApiError::Unavailable(Problem::new(
+                    "identity_provider_unavailable",
+                    "Google sign-in is temporarily unavailable; try again shortly.",
+                ))
+            }
+        })?;
+    let name = first_name(identity.given_name.as_deref().or(identity.name.as_deref()));
+    let subject = format!("google:{}", identity.sub);
+    let response = sessions::sign_in(&state.db, &state.tokens, &subject, &name).await?;
+    tracing::info!(user_id = %response.user.id, "signed in with Google");
+    Ok(Json(response))
+}
+
+/// Exchanges a refresh token for a new pair; the presented token is retired.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    address: AddressHash,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    match sessions::refresh(&state.db, &state.tokens, &request.refresh_token).await {
+        Ok(response) => Ok(Json(response)),
+        Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(Problem::new(
+            "invalid_refresh_token",
+            "The refresh token is unknown, expired or revoked; sign in again.",
+        ))),
+        Err(RefreshError::Reused) => Err(ApiError::Unauthorized(Problem::new(
+            "refresh_token_reused",
+            "This refresh token was already used; the session has been ended for safety.",
+        ))),
+        Err(RefreshError::Unexpected(error)) => Err(error.into()),
+    }
+}
+
+/// Ends the session the refresh token belongs to. Answers 204 for unknown tokens too.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The session is ended"),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    address: AddressHash,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    sessions::logout(&state.db, &request.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user's profile and crystal balance.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+    )
+)]
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Profile>, ApiError> {
+    sessions::profile(&state.db, user.id)
+        .await?
+        .map(Json)
+        .ok_or_else(extractor::invalid_token)
+}
+
+/// Local stack only: signs in as a local user without Google. Never routed inside Lambda.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/dev",
+    tag = "auth",
+    request_body = DevSignIn,
+    responses(
+        (status = 200, description = "Signed in as a local user", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 422, description = "Invalid email or name", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    )
+)]
+pub async fn dev_sign_in(
+    State(state): State<AppState>,
+    address: AddressHash,
+    ApiJson(request): ApiJson<DevSignIn>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    let email = request.email.trim().to_lowercase();
+    let mut invalid = serde_json::Map::new();
+    if !(3..=254).contains(&email.len()) || !email.contains('@') {
+        invalid.insert("email".into(), "must be an email address".into());
+    }
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 50 {
+        invalid.insert("name".into(), "must have 1 to 50 characters".into());
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::Unprocessable(
+            Problem::new("invalid_fields", "Some fields are invalid.")
+                .with_details(serde_json::json!({ "fields": invalid })),
+        ));
+    }
+    let digest = digest::digest(&digest::SHA256, email.as_bytes());
+    let subject = format!(
+        "dev:{}",
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    Ok(Json(
+        sessions::sign_in(&state.db, &state.tokens, &subject, &first_name(Some(name))).await?,
+    ))
+}
+
+/// The first word of a name, at most 50 characters; "Friend" when there is none.
+fn first_name(name: Option<&str>) -> String {
+    name.and_then(|n| n.split_whitespace().next())
+        .map(|first| first.chars().take(50).collect())
+        .unwrap_or_else(|| "Friend".to_owned())
+}

@@ -1,0 +1,343 @@
+//! `Idempotency-Key` for every POST that creates something, with the semantics of Powertools for
+//! AWS Lambda: the first request takes an in-progress lock that expires with the invocation's
+//! remaining time; a completed record replays the stored status and body; the same key with a
+//! different body is 422; a duplicate while the first is in progress is 409; a failed request
+//! deletes its record so a retry can run; a lock left by a crash expires and a retry proceeds.
+//! <https://docs.powertools.aws.dev/lambda/python/latest/utilities/idempotency/>
+//!
+//! Records live in DynamoDB for 24 h (TTL). The key is scoped to the caller and the operation,
+//! so one user's key can never replay another user's response. Never use this on responses that
+//! carry secrets (tokens): the stored body is plaintext.
+
+use std::{
+    future::Future,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use aws_lc_rs::digest;
+use aws_sdk_dynamodb::{
+    operation::put_item::PutItemError,
+    types::{AttributeValue, ReturnValuesOnConditionCheckFailure},
+};
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{ApiError, AppState, Problem};
+
+pub const HEADER: &str = "idempotency-key";
+/// Set on a replayed response.
+pub const REPLAYED_HEADER: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// How long a completed record replays.
+const RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The lock's life outside Lambda (the HTTP function's timeout in the template).
+const LOCAL_BUDGET: Duration = Duration::from_secs(10);
+
+/// A response that can be stored and replayed.
+#[derive(Debug, Clone)]
+pub struct Replayable {
+    pub status: StatusCode,
+    pub body: Value,
+    pub location: Option<String>,
+}
+
+impl Replayable {
+    pub fn created(body: impl Serialize, location: Option<String>) -> Result<Self, ApiError> {
+        Ok(Self {
+            status: StatusCode::CREATED,
+            body: serde_json::to_value(body).context("serializing a response")?,
+            location,
+        })
+    }
+}
+
+impl IntoResponse for Replayable {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+/// The request's `Idempotency-Key` (if any) and when its lock must expire.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    key: Option<String>,
+    lock_until_ms: u64,
+}
+
+impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let key = match parts.headers.get(HEADER) {
+            None => None,
+            Some(value) => {
+                let key = value.to_str().ok().map(str::trim).filter(|key| {
+                    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+                });
+                Some(key.map(str::to_owned).ok_or_else(|| {
+                    ApiError::BadRequest(Problem::new(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                    ))
+                })?)
+            }
+        };
+        // Inside Lambda the lock lives exactly as long as this invocation can.
+        let lock_until_ms = parts
+            .extensions
+            .get::<lambda_http::Context>()
+            .map(|context| context.deadline)
+            .filter(|deadline| *deadline > 0)
+            .unwrap_or_else(|| now_ms() + LOCAL_BUDGET.as_millis() as u64);
+        Ok(Self { key, lock_until_ms })
+    }
+}
+
+impl IdempotencyKey {
+    /// A key with an explicit lock deadline (tests, and callers outside HTTP).
+    pub fn new(key: Option<String>, lock_until_ms: u64) -> Self {
+        Self { key, lock_until_ms }
+    }
+
+    /// Runs `operation` at most once per key: `scope` names the caller and operation (for
+    /// example `surveys.create#<user id>`), `request` is the parsed body whose hash detects a
+    /// key reused for a different request.
+    pub async fn run<F, Fut>(
+        self,
+        state: &AppState,
+        scope: &str,
+        request: &impl Serialize,
+        operation: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Replayable, ApiError>>,
+    {
+        let Some(key) = self.key else {
+            return operation().await.map(IntoResponse::into_response);
+        };
+        let store = Store {
+            state,
+            pk: format!("idem#{scope}#{key}"),
+        };
+        let request_hash = hash(request)?;
+        if let Some(existing) = store.lock(&request_hash, self.lock_until_ms).await? {
+            return existing.into_outcome(&request_hash);
+        }
+        match operation().await {
+            Ok(response) if response.status.is_success() => {
+                if let Err(error) = store.complete(&response).await {
+                    // The effect happened; a retry will be answered 409 until the lock expires.
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "could not store an idempotent response"
+                    );
+                }
+                Ok(response.into_response())
+            }
+            outcome => {
+                if let Err(error) = store.release().await {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "could not release an idempotency lock"
+                    );
+                }
+                outcome.map(IntoResponse::into_response)
+            }
+        }
+    }
+}
+
+struct Store<'a> {
+    state: &'a AppState,
+    pk: String,
+}
+
+/// A record that already existed when we tried to take the lock.
+struct Existing {
+    request_hash: String,
+    completed: Option<Replayable>,
+}
+
+impl Existing {
+    fn into_outcome(self, request_hash: &str) -> Result<Response, ApiError> {
+        if self.request_hash != request_hash {
+            return Err(ApiError::Unprocessable(Problem::new(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request body.",
+            )));
+        }
+        match self.completed {
+            Some(response) => {
+                let mut response = response.into_response();
+                response
+                    .headers_mut()
+                    .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+                Ok(response)
+            }
+            None => Err(ApiError::Conflict(Problem::new(
+                "request_in_progress",
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+            ))),
+        }
+    }
+}
+
+impl Store<'_> {
+    fn table(&self) -> &str {
+        &self.state.config.table_name
+    }
+
+    /// Takes the lock; returns the existing record when someone else holds or completed it.
+    async fn lock(
+        &self,
+        request_hash: &str,
+        lock_until_ms: u64,
+    ) -> Result<Option<Existing>, ApiError> {
+        let now_ms = now_ms();
+        let outcome = self
+            .state
+            .aws
+            .dynamodb
+            .put_item()
+            .table_name(self.table())
+            .item("pk", AttributeValue::S(self.pk.clone()))
+            .item("sk", AttributeValue::S("idem".into()))
+            .item("status", AttributeValue::S("in_progress".into()))
+            .item("request_hash", AttributeValue::S(request_hash.into()))
+            .item(
+                "lock_until_ms",
+                AttributeValue::N(lock_until_ms.to_string()),
+            )
+            .item(
+                "expires_at",
+                AttributeValue::N((now_ms / 1000 + RECORD_TTL.as_secs()).to_string()),
+            )
+            // Free, expired (TTL deletes lazily), or an in-progress lock whose owner died.
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s \
+                 OR (#status = :in_progress AND lock_until_ms < :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", AttributeValue::N((now_ms / 1000).to_string()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":in_progress", AttributeValue::S("in_progress".into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(None),
+            Err(error) => match error.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let item = failed.item.unwrap_or_default();
+                    Ok(Some(existing(&item)?))
+                }
+                other => Err(anyhow::Error::from(other)
+                    .context("taking an idempotency lock")
+                    .into()),
+            },
+        }
+    }
+
+    async fn complete(&self, response: &Replayable) -> anyhow::Result<()> {
+        let mut update = self
+            .state
+            .aws
+            .dynamodb
+            .update_item()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(self.pk.clone()))
+            .key("sk", AttributeValue::S("idem".into()))
+            .update_expression(
+                "SET #status = :completed, response_status = :code, response_body = :body \
+                 REMOVE lock_until_ms",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", AttributeValue::S("completed".into()))
+            .expression_attribute_values(
+                ":code",
+                AttributeValue::N(response.status.as_u16().to_string()),
+            )
+            .expression_attribute_values(":body", AttributeValue::S(response.body.to_string()));
+        if let Some(location) = &response.location {
+            update = update
+                .update_expression(
+                    "SET #status = :completed, response_status = :code, response_body = :body, \
+                     response_location = :location REMOVE lock_until_ms",
+                )
+                .expression_attribute_values(":location", AttributeValue::S(location.clone()));
+        }
+        update
+            .send()
+            .await
+            .context("storing an idempotent response")?;
+        Ok(())
+    }
+
+    async fn release(&self) -> anyhow::Result<()> {
+        self.state
+            .aws
+            .dynamodb
+            .delete_item()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(self.pk.clone()))
+            .key("sk", AttributeValue::S("idem".into()))
+            .send()
+            .await
+            .context("releasing an idempotency lock")?;
+        Ok(())
+    }
+}
+
+fn existing(
+    item: &std::collections::HashMap<String, AttributeValue>,
+) -> Result<Existing, ApiError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let completed = if text("status").as_deref() == Some("completed") {
+        let status = item
+            .get("response_status")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u16>().ok())
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .context("a completed idempotency record without a status")?;
+        let body = text("response_body")
+            .map(|body| serde_json::from_str(&body))
+            .transpose()
+            .context("a completed idempotency record with a bad body")?
+            .unwrap_or(Value::Null);
+        Some(Replayable {
+            status,
+            body,
+            location: text("response_location"),
+        })
+    } else {
+        None
+    };
+    Ok(Existing {
+        request_hash: text("request_hash").unwrap_or_default(),
+        completed,
+    })
+}
+
+fn hash(request: &impl Serialize) -> Result<String, ApiError> {
+    let bytes = serde_json::to_vec(request).context("serializing a request for its hash")?;
+    let digest = digest::digest(&digest::SHA256, &bytes);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
