@@ -11,6 +11,8 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
+pub mod google;
+
 use api::AppState;
 use devstack::{
     emulator::Emulator,
@@ -227,6 +229,36 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// A client whose requests come from `127.0.0.<last>`, for tests that need several network
+    /// addresses (rate limits are per address).
+    pub fn client_from(&self, last: u8) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .expect("building a client")
+    }
+
+    /// Signs in through the local-only dev route; returns the token response.
+    pub async fn dev_sign_in(&self, email: &str, name: &str) -> serde_json::Value {
+        self.dev_sign_in_from(&self.http, email, name).await
+    }
+
+    pub async fn dev_sign_in_from(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        name: &str,
+    ) -> serde_json::Value {
+        let response = client
+            .post(self.url("/v1/auth/dev"))
+            .json(&serde_json::json!({ "email": email, "name": name }))
+            .send()
+            .await
+            .expect("sending the dev sign-in");
+        assert_eq!(response.status(), 200, "dev sign-in failed");
+        response.json().await.expect("a token response")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

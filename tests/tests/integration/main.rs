@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the test services start once per run.
 
+mod auth_google;
 mod http_foundation;
 mod lambda_entry;
 mod migrations;

@@ -34,6 +34,8 @@ pub struct GoogleIdentity {
     pub name: Option<String>,
     #[serde(default)]
     email_verified: Option<bool>,
+    /// Required: jsonwebtoken's `required_spec_claims` does not cover `iat`, so the type does.
+    iat: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,8 @@ impl GoogleVerifier {
         validation.set_issuer(&ISSUERS);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
+        // Google does not set `nbf`, but a token that carries one (of any type) must honour it.
+        validation.validate_nbf = true;
         Self {
             jwks_url: jwks_url.to_owned(),
             http,
@@ -90,6 +94,9 @@ impl GoogleVerifier {
         let identity = decode::<GoogleIdentity>(id_token, &key, &self.validation)
             .map_err(|_| GoogleError::Invalid("rejected"))?
             .claims;
+        if identity.iat > super::tokens::unix_now() + LEEWAY_SECONDS {
+            return Err(GoogleError::Invalid("issued in the future"));
+        }
         if identity.email_verified != Some(true) {
             return Err(GoogleError::Invalid("email not verified"));
         }

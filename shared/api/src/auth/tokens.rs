@@ -23,6 +23,8 @@ const LEEWAY_SECONDS: u64 = 30;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AccessClaims {
+    // Every field is required by its type; `iat` in particular is not covered by
+    // jsonwebtoken's `required_spec_claims`.
     iss: String,
     aud: String,
     sub: String,
