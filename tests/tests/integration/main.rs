@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the test services start once per run.
 
 mod auth_google;
+mod auth_tokens;
 mod http_foundation;
 mod lambda_entry;
 mod migrations;
