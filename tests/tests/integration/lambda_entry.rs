@@ -66,3 +66,11 @@ async fn the_openapi_document_is_served_through_the_gateway() {
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(body["openapi"], "3.1.0");
 }
+
+#[tokio::test]
+async fn the_dev_sign_in_route_is_not_routed_inside_lambda() {
+    let (status, _, body, _) = invoke("post-auth-dev.json").await;
+
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -2,8 +2,10 @@
 
 mod auth_google;
 mod auth_tokens;
+mod guards;
 mod http_foundation;
 mod lambda_entry;
+mod log_privacy;
 mod migrations;
 mod openapi;
 mod template;
