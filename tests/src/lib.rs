@@ -170,6 +170,8 @@ pub struct TestAppOptions {
     pub overrides: BTreeMap<String, String>,
     /// Serve this router instead of the local stack's (which adds the dev sign-in route).
     pub router: Option<fn(AppState) -> axum::Router>,
+    /// A clock the test moves.
+    pub clock: Option<std::sync::Arc<dyn platform::clock::Clock>>,
 }
 
 /// Spawns the app with the template's configuration.
@@ -195,7 +197,10 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     devstack::stack::local_secrets(&mut overrides);
     let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
         .expect("the template configures the HTTP function");
-    let state = AppState::new(config, aws.clone()).expect("building the app state");
+    let mut state = AppState::new(config, aws.clone()).expect("building the app state");
+    if let Some(clock) = options.clock {
+        state = state.with_clock(clock);
+    }
     let router = match options.router {
         Some(build) => build(state.clone()),
         None => api::local_router(state.clone(), |_| None).expect("building the local router"),

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client_address;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod json;
@@ -12,6 +13,7 @@ pub mod rate_limit;
 pub mod request_context;
 mod router;
 pub mod state;
+pub mod surveys;
 
 pub use error::{ApiError, Problem};
 pub use router::{local_router, openapi_document, router, with_middleware};

@@ -25,6 +25,7 @@ use crate::error::ErrorBody;
     tags(
         (name = "operations", description = "Health and API description"),
         (name = "auth", description = "Sign-in, tokens and the profile"),
+        (name = "surveys", description = "Surveys and anonymous answers"),
     )
 )]
 pub struct ApiDoc;

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 
 use crate::{ApiError, AppState};
 
@@ -25,29 +25,88 @@ pub const AUTH: Policy = Policy {
     window: Duration::from_secs(60),
 };
 
-/// Counts one request of `subject` against `policy`; 429 with `Retry-After` past the limit.
-pub async fn check(state: &AppState, policy: Policy, subject: &str) -> Result<(), ApiError> {
+/// Survey creation: 5 per hour per user.
+pub const SURVEY_CREATE: Policy = Policy {
+    name: "survey-create",
+    limit: 5,
+    window: Duration::from_secs(3600),
+};
+
+/// Answer submission: 5 per minute per survey per address.
+pub const ANSWER_SUBMIT: Policy = Policy {
+    name: "answer-submit",
+    limit: 5,
+    window: Duration::from_secs(60),
+};
+
+struct Window {
+    pk: String,
+    end: u64,
+    now: u64,
+}
+
+fn window(policy: Policy, subject: &str) -> Window {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let window = policy.window.as_secs().max(1);
-    let window_start = now - now % window;
-    let window_end = window_start + window;
+    let length = policy.window.as_secs().max(1);
+    let start = now - now % length;
+    Window {
+        pk: format!("rate#{}#{subject}#{start}", policy.name),
+        end: start + length,
+        now,
+    }
+}
+
+impl Window {
+    fn rejection(&self) -> ApiError {
+        ApiError::TooManyRequests {
+            retry_after_secs: (self.end - self.now).max(1),
+        }
+    }
+}
+
+/// The same count as [`check`], as an item of a DynamoDB transaction (so a route can count and
+/// write its own items in one round trip). The item's condition fails past the limit; the
+/// returned error is what to answer then.
+pub fn transact_item(
+    state: &AppState,
+    policy: Policy,
+    subject: &str,
+) -> anyhow::Result<(TransactWriteItem, ApiError)> {
+    let window = window(policy, subject);
+    let update = Update::builder()
+        .table_name(&state.config.table_name)
+        .key("pk", AttributeValue::S(window.pk.clone()))
+        .key("sk", AttributeValue::S("rate".into()))
+        .update_expression("ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)")
+        .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+        .expression_attribute_names("#count", "count")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":limit", AttributeValue::N(policy.limit.to_string()))
+        .expression_attribute_values(":expires", AttributeValue::N((window.end + 60).to_string()))
+        .build()?;
+    Ok((
+        TransactWriteItem::builder().update(update).build(),
+        window.rejection(),
+    ))
+}
+
+/// Counts one request of `subject` against `policy`; 429 with `Retry-After` past the limit.
+pub async fn check(state: &AppState, policy: Policy, subject: &str) -> Result<(), ApiError> {
+    let window = window(policy, subject);
     let output = state
         .aws
         .dynamodb
         .update_item()
         .table_name(&state.config.table_name)
-        .key(
-            "pk",
-            AttributeValue::S(format!("rate#{}#{subject}#{window_start}", policy.name)),
-        )
+        .key("pk", AttributeValue::S(window.pk.clone()))
         .key("sk", AttributeValue::S("rate".into()))
         .update_expression("ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)")
         .expression_attribute_names("#count", "count")
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
-        .expression_attribute_values(":expires", AttributeValue::N((window_end + 60).to_string()))
+        .expression_attribute_values(":expires", AttributeValue::N((window.end + 60).to_string()))
         .return_values(ReturnValue::UpdatedNew)
         .send()
         .await
@@ -61,9 +120,7 @@ pub async fn check(state: &AppState, policy: Policy, subject: &str) -> Result<()
         .unwrap_or(0);
     if count > u64::from(policy.limit) {
         tracing::info!(policy = policy.name, "rate limited");
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: (window_end - now).max(1),
-        });
+        return Err(window.rejection());
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth, health,
+    auth, health, surveys,
     openapi::{self, ApiDoc, OpenApiJson},
     request_context, ApiError, AppState,
 };
@@ -38,7 +38,13 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::google_sign_in))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
-        .routes(routes!(auth::me));
+        .routes(routes!(auth::me))
+        .routes(routes!(surveys::create))
+        .routes(routes!(surveys::mine))
+        .routes(routes!(surveys::public))
+        .routes(routes!(surveys::progress))
+        .routes(routes!(surveys::close))
+        .routes(routes!(surveys::submit));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),

@@ -2,9 +2,20 @@
 
 use std::sync::Arc;
 
-use platform::{aws::AwsClients, db, Config};
+use platform::{
+    aws::AwsClients,
+    clock::{Clock, SystemClock},
+    crypto::AnswerCipher,
+    db,
+    outbox::Publisher,
+    status::StatusStore,
+    Config,
+};
 
-use crate::auth::{google::GoogleVerifier, tokens::AccessTokens};
+use crate::{
+    auth::{google::GoogleVerifier, tokens::AccessTokens},
+    surveys::anonymity::DayKeys,
+};
 
 /// Shared handles: cheap to clone (everything inside is reference-counted).
 #[derive(Clone)]
@@ -14,6 +25,11 @@ pub struct AppState {
     pub aws: AwsClients,
     pub tokens: Arc<AccessTokens>,
     pub google: Arc<GoogleVerifier>,
+    pub clock: Arc<dyn Clock>,
+    pub cipher: Arc<AnswerCipher>,
+    pub day_keys: Arc<DayKeys>,
+    pub publisher: Publisher,
+    pub status: StatusStore,
 }
 
 impl AppState {
@@ -23,6 +39,18 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
         Ok(Self {
+            clock: Arc::new(SystemClock),
+            cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+            day_keys: Arc::new(DayKeys::default()),
+            publisher: Publisher {
+                sqs: aws.sqs.clone(),
+                synthesize_queue_url: config.synthesize_queue_url.clone(),
+                render_queue_url: config.render_queue_url.clone(),
+            },
+            status: StatusStore {
+                dynamodb: aws.dynamodb.clone(),
+                table: config.table_name.clone(),
+            },
             db: db::pool(&config)?,
             tokens: Arc::new(AccessTokens::new(&config)),
             google: Arc::new(GoogleVerifier::new(
@@ -33,6 +61,12 @@ impl AppState {
             config: Arc::new(config),
             aws,
         })
+    }
+
+    /// The same state on another clock (tests move time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The Lambda path: AWS clients from the default chain.

@@ -137,6 +137,9 @@ pub fn local_secrets(overrides: &mut BTreeMap<String, String>) {
         .entry("ADDRESS_HASH_KEY".into())
         .or_insert_with(random_key);
     overrides
+        .entry("ANSWER_KEYS".into())
+        .or_insert_with(|| format!("local:{}", random_key()));
+    overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
 }

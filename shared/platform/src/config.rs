@@ -37,18 +37,22 @@ pub struct Config {
     pub google_jwks_url: String,
     /// `JWT_SIGNING_KEYS`: `kid:base64key[,kid:base64key...]`; the first signs, all verify, so a
     /// new key is rolled in first and the old one removed an hour (one token lifetime) later.
-    pub jwt_signing_keys: Vec<SigningKey>,
+    pub jwt_signing_keys: Vec<NamedKey>,
     /// `JWT_ISSUER` / `JWT_AUDIENCE`: `iss` and `aud` of our access tokens.
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// `ADDRESS_HASH_KEY`: key of the keyed hash that replaces network addresses in rate-limit
     /// counters (base64, at least 32 bytes).
     pub address_hash_key: SecretKey,
+    /// `ANSWER_KEYS`: `kid:base64key[,...]`, 32-byte AES-256-GCM keys sealing survey answers;
+    /// the first seals, all open.
+    pub answer_keys: Vec<NamedKey>,
 }
 
-/// A symmetric key for our access tokens.
+/// A symmetric key with an id, so keys can rotate: the first of a list is used for new data,
+/// all of them for existing data.
 #[derive(Debug, Clone)]
-pub struct SigningKey {
+pub struct NamedKey {
     pub kid: String,
     pub secret: SecretKey,
 }
@@ -80,7 +84,7 @@ impl FromStr for SecretKey {
 }
 
 /// Parses `kid:base64key[,kid:base64key...]`.
-fn signing_keys(text: &str) -> Result<Vec<SigningKey>, String> {
+fn named_keys(text: &str) -> Result<Vec<NamedKey>, String> {
     text.split(',')
         .map(|entry| {
             let (kid, key) = entry
@@ -90,7 +94,7 @@ fn signing_keys(text: &str) -> Result<Vec<SigningKey>, String> {
             if kid.is_empty() || kid.len() > 64 {
                 return Err("a kid must have 1 to 64 characters".to_owned());
             }
-            Ok(SigningKey {
+            Ok(NamedKey {
                 kid: kid.to_owned(),
                 secret: key.parse()?,
             })
@@ -147,10 +151,11 @@ impl Config {
                 "GOOGLE_JWKS_URL",
                 "https://www.googleapis.com/oauth2/v3/certs",
             ),
-            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", signing_keys),
+            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", named_keys),
             jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
             jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
             address_hash_key: env.required("ADDRESS_HASH_KEY"),
+            answer_keys: env.required_with("ANSWER_KEYS", named_keys),
         };
         env.finish().map(|()| config)
     }
@@ -297,6 +302,7 @@ mod tests {
                 "k2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
             ),
             ("ADDRESS_HASH_KEY", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="),
+            ("ANSWER_KEYS", "a1:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="),
         ])
     }
 

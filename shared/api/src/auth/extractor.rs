@@ -46,3 +46,21 @@ pub(crate) fn invalid_token() -> ApiError {
         "The access token is invalid or expired.",
     ))
 }
+
+/// For routes open to everyone that behave differently for a signed-in caller: no header, or an
+/// invalid token, is simply anonymous.
+impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        Ok(<Self as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .ok())
+    }
+}

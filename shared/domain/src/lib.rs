@@ -1,0 +1,6 @@
+//! Re:MirAI's domain: pure types and rules, no I/O. Archetypes, the survey question bank and
+//! answer validation live here so every entry point (HTTP, workers, tests) shares one truth.
+
+pub mod archetypes;
+pub mod personas;
+pub mod surveys;

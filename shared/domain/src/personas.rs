@@ -1,0 +1,136 @@
+//! The persona saga's states and the status clients poll (SPEC "Persona saga").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `awaiting_responses → queued → synthesizing → rendering → ready | failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonaState {
+    AwaitingResponses,
+    Queued,
+    Synthesizing,
+    Rendering,
+    Ready,
+    Failed,
+}
+
+impl PersonaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingResponses => "awaiting_responses",
+            Self::Queued => "queued",
+            Self::Synthesizing => "synthesizing",
+            Self::Rendering => "rendering",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::AwaitingResponses,
+            Self::Queued,
+            Self::Synthesizing,
+            Self::Rendering,
+            Self::Ready,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+/// The saga's steps, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Synthesize,
+    RenderCard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StepStatus {
+    pub name: Step,
+    pub status: StepState,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusError {
+    pub code: String,
+    pub retryable: bool,
+}
+
+/// What `GET /v1/personas/me/status` returns; the DynamoDB read model stores exactly this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PersonaStatus {
+    pub state: PersonaState,
+    pub step: Option<Step>,
+    pub attempt: u32,
+    pub steps: Vec<StepStatus>,
+    pub error: Option<StatusError>,
+    pub persona_id: Option<Uuid>,
+    pub version: Option<i32>,
+}
+
+impl PersonaStatus {
+    /// Before the third answer.
+    pub fn awaiting_responses() -> Self {
+        Self {
+            state: PersonaState::AwaitingResponses,
+            step: None,
+            attempt: 0,
+            steps: Vec::new(),
+            error: None,
+            persona_id: None,
+            version: None,
+        }
+    }
+
+    /// A new job, waiting for the synthesize worker.
+    pub fn queued(persona_id: Uuid, version: i32) -> Self {
+        let pending = |name| StepStatus {
+            name,
+            status: StepState::Pending,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+        };
+        Self {
+            state: PersonaState::Queued,
+            step: Some(Step::Synthesize),
+            attempt: 0,
+            steps: vec![pending(Step::Synthesize), pending(Step::RenderCard)],
+            error: None,
+            persona_id: Some(persona_id),
+            version: Some(version),
+        }
+    }
+}
+
+/// Orders status writes so the read model never moves backwards: a later persona version, or a
+/// later transition of the same version (the row's compare-and-set counter), wins.
+pub fn status_sequence(version: i32, state_version: i32) -> i64 {
+    i64::from(version) * 1_000_000 + i64::from(state_version)
+}
+
+/// The message on the `synthesize` queue: ids only, never answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthesizeJob {
+    pub persona_id: Uuid,
+}

@@ -1,0 +1,155 @@
+//! Validating a respondent's answers against the survey's question bank.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::question_bank::{QuestionBank, QuestionKind};
+
+/// A validated answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnswerValue {
+    Scale(u8),
+    Text(String),
+}
+
+/// Validated answers by question id: scale values as numbers, choices as option ids, text as
+/// trimmed strings. Unanswered optional questions are absent.
+pub type Answers = BTreeMap<String, AnswerValue>;
+
+/// Every problem, by question id: the reason only, never the submitted value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid answers: {fields:?}")]
+pub struct InvalidAnswers {
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Checks `submitted` (question id → JSON value) against `bank`.
+pub fn validate_answers(
+    bank: &QuestionBank,
+    submitted: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Answers, InvalidAnswers> {
+    let mut fields = BTreeMap::new();
+    let mut answers = Answers::new();
+    for id in submitted.keys() {
+        if bank.question(id).is_none() {
+            fields.insert(id.clone(), "is not a question of this survey".to_owned());
+        }
+    }
+    for question in &bank.questions {
+        let value = submitted.get(question.id).filter(|v| !v.is_null());
+        let Some(value) = value else {
+            if question.required {
+                fields.insert(question.id.to_owned(), "is required".to_owned());
+            }
+            continue;
+        };
+        let outcome = match &question.kind {
+            QuestionKind::Scale { min, max, .. } => match value.as_u64() {
+                Some(n) if (u64::from(*min)..=u64::from(*max)).contains(&n) => {
+                    Ok(AnswerValue::Scale(n as u8))
+                }
+                _ => Err(format!("must be an integer from {min} to {max}")),
+            },
+            QuestionKind::Choice { options } => match value.as_str() {
+                Some(choice) if options.iter().any(|o| o.id == choice) => {
+                    Ok(AnswerValue::Text(choice.to_owned()))
+                }
+                _ => Err("must be one of the option ids".to_owned()),
+            },
+            QuestionKind::Text { max_length } => match value.as_str().map(str::trim) {
+                Some(text) if text.is_empty() && question.required => Err("is required".to_owned()),
+                Some(text) if text.chars().count() > *max_length => {
+                    Err(format!("must be at most {max_length} characters"))
+                }
+                Some(text) if text.chars().any(|c| c.is_control() && c != '\n') => {
+                    Err("must not contain control characters".to_owned())
+                }
+                Some("") => continue,
+                Some(text) => Ok(AnswerValue::Text(text.to_owned())),
+                None => Err("must be a string".to_owned()),
+            },
+        };
+        match outcome {
+            Ok(answer) => {
+                answers.insert(question.id.to_owned(), answer);
+            }
+            Err(reason) => {
+                fields.insert(question.id.to_owned(), reason);
+            }
+        }
+    }
+    if fields.is_empty() {
+        Ok(answers)
+    } else {
+        Err(InvalidAnswers { fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::surveys::question_bank;
+
+    pub fn complete() -> Value {
+        json!({
+            "charisma_room": 4, "charisma_story": 5, "intellect_curious": 3, "intellect_advice": 4,
+            "kindness_notice": 5, "kindness_help": 5, "energy_plans": 2, "energy_late": 1,
+            "first_impression": "warm_open", "in_a_crisis": "has_a_plan",
+            "three_words": "kind, sharp, funny",
+        })
+    }
+
+    fn check(value: Value) -> Result<Answers, InvalidAnswers> {
+        validate_answers(&question_bank(1).unwrap(), value.as_object().unwrap())
+    }
+
+    #[test]
+    fn complete_answers_validate_and_optional_ones_may_be_missing() {
+        let answers = check(complete()).unwrap();
+        assert_eq!(answers["charisma_room"], AnswerValue::Scale(4));
+        assert_eq!(answers["first_impression"], AnswerValue::Text("warm_open".into()));
+        assert!(!answers.contains_key("best_memory"));
+    }
+
+    #[test]
+    fn every_bad_answer_is_named_with_its_reason() {
+        let mut bad = complete();
+        bad["charisma_room"] = json!(6);
+        bad["charisma_story"] = json!("5");
+        bad["intellect_curious"] = json!(2.5);
+        bad["first_impression"] = json!("nope");
+        bad["three_words"] = json!("x".repeat(281));
+        bad["best_memory"] = json!(12);
+        bad.as_object_mut().unwrap().remove("energy_late");
+        bad["favourite_color"] = json!("blue");
+        let error = check(bad).unwrap_err();
+        let fields: Vec<&str> = error.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "best_memory", "charisma_room", "charisma_story", "energy_late", "favourite_color",
+                "first_impression", "intellect_curious", "three_words"
+            ]
+        );
+        assert_eq!(error.fields["energy_late"], "is required");
+        assert!(!format!("{error:?}").contains("blue"), "reasons never echo values");
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        let mut answers = complete();
+        answers["three_words"] = json!("한".repeat(280));
+        assert!(check(answers).is_ok());
+    }
+
+    #[test]
+    fn blank_required_text_is_required() {
+        let mut answers = complete();
+        answers["three_words"] = json!("   ");
+        assert_eq!(check(answers).unwrap_err().fields["three_words"], "is required");
+    }
+}
