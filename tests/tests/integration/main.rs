@@ -8,5 +8,6 @@ mod lambda_entry;
 mod log_privacy;
 mod migrations;
 mod openapi;
+mod surveys;
 mod template;
 mod worker_batches;
