@@ -17,9 +17,9 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth, health, surveys,
+    auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
-    request_context, ApiError, AppState,
+    request_context, surveys, ApiError, AppState,
 };
 
 /// Where the router runs; decides whether the dev sign-in route exists.

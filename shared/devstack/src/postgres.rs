@@ -28,7 +28,6 @@ impl TempPostgres {
     /// Starts a fresh server; takes about a second.
     pub fn start() -> anyhow::Result<Self> {
         remove_stale_dirs();
-        let bin = server_binaries()?;
         let user = server_user()?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
@@ -45,7 +44,7 @@ impl TempPostgres {
         }
         set_private(&data)?;
 
-        let mut initdb = Command::new(bin.join("initdb"));
+        let mut initdb = Command::new(binary("initdb")?);
         initdb
             .args(["--no-sync", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"])
             .args(["-U", "postgres", "-D"])
@@ -64,7 +63,7 @@ impl TempPostgres {
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.join("postgres.log"), Some(uid), Some(gid))?;
         }
-        let mut server = Command::new(bin.join("postgres"));
+        let mut server = Command::new(binary("postgres")?);
         server
             .arg("-D")
             .arg(&data)
@@ -136,12 +135,13 @@ fn server_user() -> anyhow::Result<Option<(u32, u32)>> {
     Ok(Some((uid, gid)))
 }
 
-/// The folder holding `initdb` and `postgres`: on PATH, or the newest under /usr/lib/postgresql.
-fn server_binaries() -> anyhow::Result<PathBuf> {
+/// A PostgreSQL program (`initdb`, `postgres`, `pg_dump`...): on PATH, or from the newest
+/// version under /usr/lib/postgresql.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if dir.join("postgres").is_file() && dir.join("initdb").is_file() {
-                return Ok(dir);
+            if dir.join(name).is_file() {
+                return Ok(dir.join(name));
             }
         }
     }
@@ -151,14 +151,14 @@ fn server_binaries() -> anyhow::Result<PathBuf> {
         .flatten()
         .filter_map(|entry| {
             let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("postgres").is_file().then_some((version, bin))
+            let program = entry.path().join("bin").join(name);
+            program.is_file().then_some((version, program))
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).context(
-        "no PostgreSQL server binaries on PATH or under /usr/lib/postgresql (install postgresql)",
-    )
+    versions.pop().map(|(_, program)| program).with_context(|| {
+        format!("no PostgreSQL `{name}` on PATH or under /usr/lib/postgresql (install postgresql)")
+    })
 }
 
 /// Removes folders left by processes that were killed before they could clean up.

@@ -40,7 +40,9 @@ pub struct AnswerCipher {
 impl std::fmt::Debug for AnswerCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("AnswerCipher").field("key_ids", &ids).finish()
+        f.debug_struct("AnswerCipher")
+            .field("key_ids", &ids)
+            .finish()
     }
 }
 
@@ -50,7 +52,8 @@ impl AnswerCipher {
             .iter()
             .map(|key| {
                 let bytes = key.secret.0.expose_secret();
-                let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadKey)?;
+                let unbound =
+                    UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::BadKey)?;
                 Ok((key.kid.clone(), LessSafeKey::new(unbound)))
             })
             .collect::<Result<Vec<_>, CryptoError>>()?;
@@ -64,10 +67,17 @@ impl AnswerCipher {
     }
 
     /// Seals `plaintext` for response `response_id` of survey `survey_id`.
-    pub fn seal(&self, survey_id: Uuid, response_id: Uuid, plaintext: &[u8]) -> Result<Sealed, CryptoError> {
+    pub fn seal(
+        &self,
+        survey_id: Uuid,
+        response_id: Uuid,
+        plaintext: &[u8],
+    ) -> Result<Sealed, CryptoError> {
         let (key_id, key) = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
-        self.random.fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        self.random
+            .fill(&mut nonce)
+            .map_err(|_| CryptoError::Random)?;
         let mut in_out = plaintext.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -83,13 +93,22 @@ impl AnswerCipher {
     }
 
     /// Opens what [`AnswerCipher::seal`] sealed for the same survey and response.
-    pub fn open(&self, survey_id: Uuid, response_id: Uuid, sealed: &Sealed) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(
+        &self,
+        survey_id: Uuid,
+        response_id: Uuid,
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, CryptoError> {
         let (_, key) = self
             .keys
             .iter()
             .find(|(id, _)| *id == sealed.key_id)
             .ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
-        let nonce: [u8; NONCE_LEN] = sealed.nonce.as_slice().try_into().map_err(|_| CryptoError::Open)?;
+        let nonce: [u8; NONCE_LEN] = sealed
+            .nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Open)?;
         let mut in_out = sealed.ciphertext.clone();
         let plaintext = key
             .open_in_place(
@@ -130,10 +149,15 @@ mod tests {
     fn sealed_answers_open_with_the_same_ids() {
         let cipher = AnswerCipher::new(&[key("a", 1)]).unwrap();
         let (survey, response) = ids();
-        let sealed = cipher.seal(survey, response, b"kind, sharp, funny").unwrap();
+        let sealed = cipher
+            .seal(survey, response, b"kind, sharp, funny")
+            .unwrap();
         assert_eq!(sealed.key_id, "a");
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"kind"));
-        assert_eq!(cipher.open(survey, response, &sealed).unwrap(), b"kind, sharp, funny");
+        assert_eq!(
+            cipher.open(survey, response, &sealed).unwrap(),
+            b"kind, sharp, funny"
+        );
     }
 
     #[test]
@@ -149,17 +173,29 @@ mod tests {
     #[test]
     fn a_wrong_or_unknown_key_fails() {
         let (survey, response) = ids();
-        let sealed = AnswerCipher::new(&[key("a", 1)]).unwrap().seal(survey, response, b"secret").unwrap();
+        let sealed = AnswerCipher::new(&[key("a", 1)])
+            .unwrap()
+            .seal(survey, response, b"secret")
+            .unwrap();
         let impostor = AnswerCipher::new(&[key("a", 2)]).unwrap();
         let stranger = AnswerCipher::new(&[key("b", 1)]).unwrap();
-        assert!(matches!(impostor.open(survey, response, &sealed), Err(CryptoError::Open)));
-        assert!(matches!(stranger.open(survey, response, &sealed), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(
+            impostor.open(survey, response, &sealed),
+            Err(CryptoError::Open)
+        ));
+        assert!(matches!(
+            stranger.open(survey, response, &sealed),
+            Err(CryptoError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn after_rotation_new_answers_use_the_new_key_and_old_ones_still_open() {
         let (survey, response) = ids();
-        let old = AnswerCipher::new(&[key("a", 1)]).unwrap().seal(survey, response, b"old").unwrap();
+        let old = AnswerCipher::new(&[key("a", 1)])
+            .unwrap()
+            .seal(survey, response, b"old")
+            .unwrap();
         let rotated = AnswerCipher::new(&[key("b", 2), key("a", 1)]).unwrap();
         assert_eq!(rotated.open(survey, response, &old).unwrap(), b"old");
         assert_eq!(rotated.seal(survey, response, b"new").unwrap().key_id, "b");
@@ -182,7 +218,10 @@ mod tests {
                 (&mut tampered.nonce, bit / 8 - sealed.ciphertext.len())
             };
             field[index] ^= 1 << (bit % 8);
-            assert!(cipher.open(survey, response, &tampered).is_err(), "bit {bit}");
+            assert!(
+                cipher.open(survey, response, &tampered).is_err(),
+                "bit {bit}"
+            );
             flips += 1;
         }
         assert_eq!(flips, 1000);

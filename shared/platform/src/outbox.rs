@@ -35,7 +35,10 @@ impl Publisher {
         match self.publish_ids(db, ids).await {
             Ok(sent) => sent,
             Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), "outbox publish failed; the sweeper will retry");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "outbox publish failed; the sweeper will retry"
+                );
                 0
             }
         }
@@ -78,7 +81,11 @@ impl Publisher {
                 tracing::error!(%id, queue, "outbox row for an unknown queue");
                 continue;
             };
-            let mut send = self.sqs.send_message().queue_url(queue_url).message_body(body);
+            let mut send = self
+                .sqs
+                .send_message()
+                .queue_url(queue_url)
+                .message_body(body);
             if let Some(request_id) = &request_id {
                 send = send.message_attributes(
                     REQUEST_ID_ATTRIBUTE,
@@ -99,7 +106,10 @@ impl Publisher {
                 Err(error) => {
                     tracing::warn!(%id, queue, error = format!("{:#}", anyhow::Error::from(error)), "publish failed");
                     client
-                        .execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", &[&id])
+                        .execute(
+                            "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1",
+                            &[&id],
+                        )
                         .await
                         .context("counting a failed publish")?;
                 }

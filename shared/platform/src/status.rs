@@ -20,7 +20,12 @@ fn key(owner_id: Uuid) -> AttributeValue {
 
 impl StatusStore {
     /// Writes `status` if `sequence` is newer than what is stored; returns whether it did.
-    pub async fn put(&self, owner_id: Uuid, sequence: i64, status: &PersonaStatus) -> anyhow::Result<bool> {
+    pub async fn put(
+        &self,
+        owner_id: Uuid,
+        sequence: i64,
+        status: &PersonaStatus,
+    ) -> anyhow::Result<bool> {
         let outcome = self
             .dynamodb
             .put_item()
@@ -59,7 +64,10 @@ impl StatusStore {
             .context("reading the persona status")?
             .item;
         let Some(item) = item else { return Ok(None) };
-        let doc = item.get("doc").and_then(|v| v.as_s().ok()).context("status without doc")?;
+        let doc = item
+            .get("doc")
+            .and_then(|v| v.as_s().ok())
+            .context("status without doc")?;
         let seq = item
             .get("seq")
             .and_then(|v| v.as_n().ok())

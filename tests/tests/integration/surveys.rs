@@ -44,7 +44,10 @@ async fn create(app: &TestApp, owner: &Owner, body: Value) -> reqwest::Response 
 async fn survey(app: &TestApp, owner: &Owner) -> String {
     let response = create(app, owner, json!({"title": "Who am I to you?"})).await;
     assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn submit(
@@ -64,7 +67,15 @@ async fn submit(
 }
 
 async fn sql_count(app: &TestApp, sql: &str) -> i64 {
-    app.state.db.get().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
@@ -83,10 +94,18 @@ async fn creating_a_survey_returns_its_share_link_and_starts_the_status_at_await
     assert_eq!(body["status"], "collecting");
     assert_eq!(body["title"], "How do my friends see me?");
     assert_eq!(body["question_count"], 12);
-    let created = chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
-    let expires = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires - created, Duration::days(30));
-    let (status, _) = app.state.status.get(owner.id.parse().unwrap()).await.unwrap().unwrap();
+    let (status, _) = app
+        .state
+        .status
+        .get(owner.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.state, PersonaState::AwaitingResponses);
 }
 
@@ -102,7 +121,13 @@ async fn one_collecting_survey_per_owner_until_it_is_closed() {
     assert_eq!(body["error"]["code"], "survey_already_collecting");
     assert_eq!(body["error"]["details"]["survey_id"], first);
 
-    let closed = app.http.delete(app.url(&format!("/v1/surveys/{first}"))).bearer_auth(&owner.token).send().await.unwrap();
+    let closed = app
+        .http
+        .delete(app.url(&format!("/v1/surveys/{first}")))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(closed.status(), 204);
     assert_eq!(create(&app, &owner, json!({})).await.status(), 201);
 }
@@ -112,13 +137,18 @@ async fn concurrent_creates_make_exactly_one_survey() {
     let app = spawn_app().await;
     let owner = owner(&app, "race-create@example.com").await;
 
-    let statuses: Vec<u16> = futures_util::future::join_all((0..5).map(|_| create(&app, &owner, json!({}))))
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses: Vec<u16> =
+        futures_util::future::join_all((0..5).map(|_| create(&app, &owner, json!({}))))
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
 
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
     assert!(statuses.iter().all(|s| [201, 409].contains(s)));
     assert_eq!(sql_count(&app, "SELECT count(*) FROM surveys").await, 1);
 }
@@ -154,7 +184,13 @@ async fn survey_titles_are_validated() {
     let long = create(&app, &owner, json!({"title": "x".repeat(81)})).await;
     let control = create(&app, &owner, json!({"title": "a\u{7}b"})).await;
     let unknown = create(&app, &owner, json!({"title": "ok", "theme": "dark"})).await;
-    let unauthenticated = app.http.post(app.url("/v1/surveys")).json(&json!({})).send().await.unwrap();
+    let unauthenticated = app
+        .http
+        .post(app.url("/v1/surveys"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(long.status(), 422);
     let body: Value = long.json().await.unwrap();
@@ -182,32 +218,69 @@ async fn the_public_view_shows_title_first_name_and_questions_without_internals(
     for internal in ["\"stat\"", "\"hints\"", "public@example.com", &owner.id] {
         assert!(!text.contains(internal), "{internal} leaked");
     }
-    let kinds: HashSet<&str> = questions.iter().map(|q| q["kind"].as_str().unwrap()).collect();
+    let kinds: HashSet<&str> = questions
+        .iter()
+        .map(|q| q["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, HashSet::from(["scale", "choice", "text"]));
-    assert_eq!(app.get("/v1/surveys/00000000-0000-4000-8000-000000000000/public").await.status(), 404);
+    assert_eq!(
+        app.get("/v1/surveys/00000000-0000-4000-8000-000000000000/public")
+            .await
+            .status(),
+        404
+    );
     assert_eq!(app.get("/v1/surveys/not-a-uuid/public").await.status(), 404);
 }
 
 #[tokio::test]
 async fn closed_and_expired_surveys_are_410() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap());
-    let app = spawn_app_with(TestAppOptions { clock: Some(Arc::new(clock.clone())), ..Default::default() }).await;
+    let app = spawn_app_with(TestAppOptions {
+        clock: Some(Arc::new(clock.clone())),
+        ..Default::default()
+    })
+    .await;
     let owner = owner(&app, "gone@example.com").await;
     let expiring = survey(&app, &owner).await;
 
     clock.advance(Duration::days(30) + Duration::seconds(1));
     let expired_view = app.get(&format!("/v1/surveys/{expiring}/public")).await;
-    let expired_answer = submit(&app, &app.http, &expiring, json!({"answers": answers("a b c")}), None).await;
+    let expired_answer = submit(
+        &app,
+        &app.http,
+        &expiring,
+        json!({"answers": answers("a b c")}),
+        None,
+    )
+    .await;
     let closing = survey(&app, &owner).await;
-    app.http.delete(app.url(&format!("/v1/surveys/{closing}"))).bearer_auth(&owner.token).send().await.unwrap();
+    app.http
+        .delete(app.url(&format!("/v1/surveys/{closing}")))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
     let closed_view = app.get(&format!("/v1/surveys/{closing}/public")).await;
-    let closed_answer = submit(&app, &app.http, &closing, json!({"answers": answers("a b c")}), None).await;
+    let closed_answer = submit(
+        &app,
+        &app.http,
+        &closing,
+        json!({"answers": answers("a b c")}),
+        None,
+    )
+    .await;
 
     assert_eq!(expired_view.status(), 410);
-    assert_eq!(expired_view.json::<Value>().await.unwrap()["error"]["code"], "survey_expired");
+    assert_eq!(
+        expired_view.json::<Value>().await.unwrap()["error"]["code"],
+        "survey_expired"
+    );
     assert_eq!(expired_answer.status(), 410);
     assert_eq!(closed_view.status(), 410);
-    assert_eq!(closed_view.json::<Value>().await.unwrap()["error"]["code"], "survey_closed");
+    assert_eq!(
+        closed_view.json::<Value>().await.unwrap()["error"]["code"],
+        "survey_closed"
+    );
     assert_eq!(closed_answer.status(), 410);
 }
 
@@ -218,27 +291,52 @@ async fn my_surveys_come_newest_first_in_cursor_pages() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let id = survey(&app, &owner).await;
-        app.http.delete(app.url(&format!("/v1/surveys/{id}"))).bearer_auth(&owner.token).send().await.unwrap();
+        app.http
+            .delete(app.url(&format!("/v1/surveys/{id}")))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .unwrap();
         ids.push(id);
     }
     let page = |query: String| {
         let app = &app;
         let token = owner.token.clone();
-        async move { app.http.get(app.url(&format!("/v1/surveys/mine{query}"))).bearer_auth(token).send().await.unwrap() }
+        async move {
+            app.http
+                .get(app.url(&format!("/v1/surveys/mine{query}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
     };
 
     let first: Value = page("?limit=2".into()).await.json().await.unwrap();
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let second: Value = page(format!("?limit=2&cursor={cursor}")).await.json().await.unwrap();
+    let second: Value = page(format!("?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
 
-    let listed: Vec<&str> = first["items"].as_array().unwrap().iter()
+    let listed: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
         .chain(second["items"].as_array().unwrap())
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()]);
     assert!(second["next_cursor"].is_null());
     assert_eq!(first["items"][0]["status"], "closed");
-    for bad in ["?limit=0", "?limit=101", "?cursor=garbage", "?limit=abc", "?sort=asc"] {
+    for bad in [
+        "?limit=0",
+        "?limit=101",
+        "?cursor=garbage",
+        "?limit=abc",
+        "?sort=asc",
+    ] {
         assert_eq!(page(bad.into()).await.status(), 400, "{bad}");
     }
 }
@@ -250,16 +348,47 @@ async fn another_users_survey_progress_and_delete_answer_404() {
     let eve = owner(&app, "eve@example.com").await;
     let id = survey(&app, &mira).await;
 
-    let progress = app.http.get(app.url(&format!("/v1/surveys/{id}/progress"))).bearer_auth(&eve.token).send().await.unwrap();
-    let delete = app.http.delete(app.url(&format!("/v1/surveys/{id}"))).bearer_auth(&eve.token).send().await.unwrap();
+    let progress = app
+        .http
+        .get(app.url(&format!("/v1/surveys/{id}/progress")))
+        .bearer_auth(&eve.token)
+        .send()
+        .await
+        .unwrap();
+    let delete = app
+        .http
+        .delete(app.url(&format!("/v1/surveys/{id}")))
+        .bearer_auth(&eve.token)
+        .send()
+        .await
+        .unwrap();
     let anonymous = app.get(&format!("/v1/surveys/{id}/progress")).await;
-    let own: Value = app.http.get(app.url(&format!("/v1/surveys/{id}/progress"))).bearer_auth(&mira.token).send().await.unwrap().json().await.unwrap();
+    let own: Value = app
+        .http
+        .get(app.url(&format!("/v1/surveys/{id}/progress")))
+        .bearer_auth(&mira.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     assert_eq!(progress.status(), 404);
     assert_eq!(delete.status(), 404);
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(own, json!({"response_count": 0, "threshold": 3, "unlocked": false, "persona_status": "awaiting_responses"}));
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM surveys WHERE status = 'collecting'").await, 1);
+    assert_eq!(
+        own,
+        json!({"response_count": 0, "threshold": 3, "unlocked": false, "persona_status": "awaiting_responses"})
+    );
+    assert_eq!(
+        sql_count(
+            &app,
+            "SELECT count(*) FROM surveys WHERE status = 'collecting'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -281,7 +410,10 @@ async fn every_bad_answer_is_refused_with_its_field() {
         ("charisma_room", with("charisma_room", json!(0))),
         ("charisma_story", with("charisma_story", json!("5"))),
         ("intellect_curious", with("intellect_curious", json!(2.5))),
-        ("first_impression", with("first_impression", json!("not_an_option"))),
+        (
+            "first_impression",
+            with("first_impression", json!("not_an_option")),
+        ),
         ("in_a_crisis", with("in_a_crisis", json!(3))),
         ("three_words", with("three_words", json!("x".repeat(281)))),
         ("three_words", with("three_words", Value::Null)),
@@ -296,20 +428,46 @@ async fn every_bad_answer_is_refused_with_its_field() {
         assert_eq!(response.status(), 422, "{field}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_answers");
-        assert!(body["error"]["details"]["fields"][field].is_string(), "{field}: {body}");
+        assert!(
+            body["error"]["details"]["fields"][field].is_string(),
+            "{field}: {body}"
+        );
     }
     for (case, body) in [
         ("no answers", json!({})),
         ("answers not an object", json!({"answers": [1, 2]})),
-        ("unknown top-level field", json!({"answers": answers("a b c"), "name": "x"})),
+        (
+            "unknown top-level field",
+            json!({"answers": answers("a b c"), "name": "x"}),
+        ),
     ] {
-        assert_eq!(submit(&app, &app.http, &id, body, None).await.status(), 400, "{case}");
+        assert_eq!(
+            submit(&app, &app.http, &id, body, None).await.status(),
+            400,
+            "{case}"
+        );
     }
-    let not_json = app.http.post(app.url(&format!("/v1/surveys/{id}/responses"))).body("a=1").send().await.unwrap();
+    let not_json = app
+        .http
+        .post(app.url(&format!("/v1/surveys/{id}/responses")))
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_json.status(), 415);
     // No invalid answer was stored, and none left a duplicate marker behind.
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM survey_responses").await, 0);
-    let valid = submit(&app, &app.client_from(30), &id, json!({"answers": answers("a b c")}), Some("fp")).await;
+    assert_eq!(
+        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
+        0
+    );
+    let valid = submit(
+        &app,
+        &app.client_from(30),
+        &id,
+        json!({"answers": answers("a b c")}),
+        Some("fp"),
+    )
+    .await;
     assert_eq!(valid.status(), 201);
 }
 
@@ -319,47 +477,107 @@ async fn the_owner_cannot_answer_their_own_survey() {
     let owner = owner(&app, "self@example.com").await;
     let id = survey(&app, &owner).await;
 
-    let response = app.http.post(app.url(&format!("/v1/surveys/{id}/responses")))
-        .bearer_auth(&owner.token).json(&json!({"answers": answers("a b c")})).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/surveys/{id}/responses")))
+        .bearer_auth(&owner.token)
+        .json(&json!({"answers": answers("a b c")}))
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(response.status(), 403);
-    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "own_survey");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "own_survey"
+    );
 }
 
 #[tokio::test]
-async fn a_duplicate_within_24_hours_is_409_but_another_fingerprint_behind_the_same_address_is_not() {
+async fn a_duplicate_within_24_hours_is_409_but_another_fingerprint_behind_the_same_address_is_not()
+{
     let app = spawn_app().await;
     let owner = owner(&app, "dupes@example.com").await;
     let id = survey(&app, &owner).await;
     let friend = app.client_from(40);
 
-    let first = submit(&app, &friend, &id, json!({"answers": answers("one")}), Some("device-a")).await;
-    let again = submit(&app, &friend, &id, json!({"answers": answers("two")}), Some("device-a")).await;
-    let same_nat = submit(&app, &friend, &id, json!({"answers": answers("three")}), Some("device-b")).await;
+    let first = submit(
+        &app,
+        &friend,
+        &id,
+        json!({"answers": answers("one")}),
+        Some("device-a"),
+    )
+    .await;
+    let again = submit(
+        &app,
+        &friend,
+        &id,
+        json!({"answers": answers("two")}),
+        Some("device-a"),
+    )
+    .await;
+    let same_nat = submit(
+        &app,
+        &friend,
+        &id,
+        json!({"answers": answers("three")}),
+        Some("device-b"),
+    )
+    .await;
 
     assert_eq!(first.status(), 201);
     assert_eq!(again.status(), 409);
-    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "already_answered");
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"]["code"],
+        "already_answered"
+    );
     assert_eq!(same_nat.status(), 201);
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM survey_responses").await, 2);
+    assert_eq!(
+        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
+        2
+    );
 }
 
 async fn day_keys(app: &TestApp) -> Vec<String> {
-    let items = app.aws.dynamodb.query().table_name(&app.config().table_name)
+    let items = app
+        .aws
+        .dynamodb
+        .query()
+        .table_name(&app.config().table_name)
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", AttributeValue::S("anonymity#day-key".into()))
-        .send().await.unwrap().items.unwrap_or_default();
-    items.iter().map(|i| i["sk"].as_s().unwrap().clone()).collect()
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    items
+        .iter()
+        .map(|i| i["sk"].as_s().unwrap().clone())
+        .collect()
 }
 
 #[tokio::test]
 async fn markers_expire_after_24_hours_and_become_unlinkable_once_the_day_keys_rotate() {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 10, 22, 0, 0).unwrap());
-    let app = spawn_app_with(TestAppOptions { clock: Some(Arc::new(clock.clone())), ..Default::default() }).await;
+    let app = spawn_app_with(TestAppOptions {
+        clock: Some(Arc::new(clock.clone())),
+        ..Default::default()
+    })
+    .await;
     let owner = owner(&app, "rotate@example.com").await;
     let id = survey(&app, &owner).await;
     let friend = app.client_from(41);
-    let answer = |words: &'static str| submit(&app, &friend, &id, json!({"answers": answers(words)}), Some("device-r"));
+    let answer = |words: &'static str| {
+        submit(
+            &app,
+            &friend,
+            &id,
+            json!({"answers": answers(words)}),
+            Some("device-r"),
+        )
+    };
 
     assert_eq!(answer("first").await.status(), 201);
     clock.advance(Duration::hours(3)); // past midnight: the marker was made with yesterday's key
@@ -380,31 +598,75 @@ async fn answers_are_stored_sealed_and_open_only_for_their_survey_and_response()
     let app = spawn_app().await;
     let owner = owner(&app, "sealed@example.com").await;
     let id = survey(&app, &owner).await;
-    submit(&app, &app.client_from(42), &id, json!({"answers": answers("plaintext-marker-91c")}), None).await;
+    submit(
+        &app,
+        &app.client_from(42),
+        &id,
+        json!({"answers": answers("plaintext-marker-91c")}),
+        None,
+    )
+    .await;
 
-    let row = app.state.db.get().await.unwrap()
-        .query_one("SELECT id, survey_id, key_id, nonce, ciphertext FROM survey_responses", &[]).await.unwrap();
-    let sealed = platform::crypto::Sealed { key_id: row.get(2), nonce: row.get(3), ciphertext: row.get(4) };
+    let row = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT id, survey_id, key_id, nonce, ciphertext FROM survey_responses",
+            &[],
+        )
+        .await
+        .unwrap();
+    let sealed = platform::crypto::Sealed {
+        key_id: row.get(2),
+        nonce: row.get(3),
+        ciphertext: row.get(4),
+    };
     let (response_id, survey_id): (uuid::Uuid, uuid::Uuid) = (row.get(0), row.get(1));
 
     assert_eq!(sealed.key_id, "local");
     assert_eq!(sealed.nonce.len(), 12);
     assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("plaintext-marker"));
-    let opened: Value = serde_json::from_slice(&app.state.cipher.open(survey_id, response_id, &sealed).unwrap()).unwrap();
+    let opened: Value = serde_json::from_slice(
+        &app.state
+            .cipher
+            .open(survey_id, response_id, &sealed)
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(opened["three_words"], "plaintext-marker-91c");
     assert_eq!(opened["charisma_room"], 4);
-    assert!(app.state.cipher.open(response_id, survey_id, &sealed).is_err());
-    assert_eq!(response_id.get_version_num(), 4, "response ids carry no timestamp");
+    assert!(app
+        .state
+        .cipher
+        .open(response_id, survey_id, &sealed)
+        .is_err());
+    assert_eq!(
+        response_id.get_version_num(),
+        4,
+        "response ids carry no timestamp"
+    );
 }
 
 async fn queue_bodies(app: &TestApp, logical_id: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let mut seen = Vec::new();
     let mut ids = HashSet::new();
     for _ in 0..3 {
-        let messages = app.aws.sqs.receive_message()
+        let messages = app
+            .aws
+            .sqs
+            .receive_message()
             .queue_url(&app.resource(logical_id).reference)
-            .max_number_of_messages(10).visibility_timeout(0).message_attribute_names("All")
-            .send().await.unwrap().messages.unwrap_or_default();
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
         for message in messages {
             if ids.insert(message.message_id.clone()) {
                 seen.push(message);
@@ -425,31 +687,80 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
         let id = id.clone();
         let app = &app;
         async move {
-            submit(app, &client, &id, json!({"answers": answers("race")}), Some(&format!("fp-{i}")))
-                .await
-                .status()
-                .as_u16()
+            submit(
+                app,
+                &client,
+                &id,
+                json!({"answers": answers("race")}),
+                Some(&format!("fp-{i}")),
+            )
+            .await
+            .status()
+            .as_u16()
         }
     }))
     .await;
 
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     assert_eq!(sql_count(&app, "SELECT count(*) FROM personas").await, 1);
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM personas WHERE state = 'queued' AND response_count = 3").await, 1);
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").await, 1);
+    assert_eq!(
+        sql_count(
+            &app,
+            "SELECT count(*) FROM personas WHERE state = 'queued' AND response_count = 3"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        sql_count(
+            &app,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
     let messages = queue_bodies(&app, "SynthesizeQueue").await;
     assert_eq!(messages.len(), 1);
-    let persona_id: uuid::Uuid = app.state.db.get().await.unwrap()
-        .query_one("SELECT id FROM personas", &[]).await.unwrap().get(0);
+    let persona_id: uuid::Uuid = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
     let body: Value = serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(body, json!({"persona_id": persona_id}));
-    assert!(messages[0].message_attributes.as_ref().unwrap().contains_key("request_id"));
-    let (status, _) = app.state.status.get(owner.id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(messages[0]
+        .message_attributes
+        .as_ref()
+        .unwrap()
+        .contains_key("request_id"));
+    let (status, _) = app
+        .state
+        .status
+        .get(owner.id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.state, PersonaState::Queued);
     assert_eq!(status.persona_id, Some(persona_id));
-    let progress: Value = app.http.get(app.url(&format!("/v1/surveys/{id}/progress"))).bearer_auth(&owner.token)
-        .send().await.unwrap().json().await.unwrap();
-    assert_eq!(progress, json!({"response_count": 20, "threshold": 3, "unlocked": true, "persona_status": "queued"}));
+    let progress: Value = app
+        .http
+        .get(app.url(&format!("/v1/surveys/{id}/progress")))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        progress,
+        json!({"response_count": 20, "threshold": 3, "unlocked": true, "persona_status": "queued"})
+    );
 }
 
 #[tokio::test]
@@ -458,7 +769,10 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
     let broken = spawn_app_with(TestAppOptions {
         overrides: [
             ("DATABASE_URL".to_owned(), healthy.database_url.clone()),
-            ("SYNTHESIZE_QUEUE_URL".to_owned(), format!("{}-missing", healthy.resource("SynthesizeQueue").reference)),
+            (
+                "SYNTHESIZE_QUEUE_URL".to_owned(),
+                format!("{}-missing", healthy.resource("SynthesizeQueue").reference),
+            ),
         ]
         .into(),
         ..Default::default()
@@ -468,17 +782,47 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
     let id = survey(&broken, &owner).await;
 
     for i in 0..3u8 {
-        let response = submit(&broken, &broken.client_from(90 + i), &id, json!({"answers": answers("x")}), None).await;
-        assert_eq!(response.status(), 201, "the answer is stored even when SQS is unreachable");
+        let response = submit(
+            &broken,
+            &broken.client_from(90 + i),
+            &id,
+            json!({"answers": answers("x")}),
+            None,
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "the answer is stored even when SQS is unreachable"
+        );
     }
-    assert_eq!(sql_count(&healthy, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 1);
+    assert_eq!(
+        sql_count(
+            &healthy,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+        )
+        .await,
+        1
+    );
     assert!(queue_bodies(&healthy, "SynthesizeQueue").await.is_empty());
 
-    let sent = healthy.state.publisher.publish_stale(&healthy.state.db, std::time::Duration::ZERO).await.unwrap();
+    let sent = healthy
+        .state
+        .publisher
+        .publish_stale(&healthy.state.db, std::time::Duration::ZERO)
+        .await
+        .unwrap();
 
     assert_eq!(sent, 1);
     assert_eq!(queue_bodies(&healthy, "SynthesizeQueue").await.len(), 1);
-    assert_eq!(sql_count(&healthy, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await, 0);
+    assert_eq!(
+        sql_count(
+            &healthy,
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -488,9 +832,12 @@ async fn a_retried_submission_with_its_idempotency_key_is_stored_once() {
     let id = survey(&app, &owner).await;
     let friend = app.client_from(43);
     let send = || {
-        friend.post(app.url(&format!("/v1/surveys/{id}/responses")))
-            .header("idempotency-key", "answer-1").header("x-fingerprint", "fp-retry")
-            .json(&json!({"answers": answers("retry")})).send()
+        friend
+            .post(app.url(&format!("/v1/surveys/{id}/responses")))
+            .header("idempotency-key", "answer-1")
+            .header("x-fingerprint", "fp-retry")
+            .json(&json!({"answers": answers("retry")}))
+            .send()
     };
 
     let first = send().await.unwrap();
@@ -499,5 +846,98 @@ async fn a_retried_submission_with_its_idempotency_key_is_stored_once() {
     assert_eq!(first.status(), 201);
     assert_eq!(retry.status(), 201, "a replay, not a duplicate-answer 409");
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM survey_responses").await, 1);
+    assert_eq!(
+        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_canary_answer_address_and_fingerprint_leave_no_trace_in_the_database_logs_queue_or_table(
+) {
+    let app = spawn_app().await;
+    let owner = owner(&app, "canary-owner@example.com").await;
+    let id = survey(&app, &owner).await;
+    let canary = format!("canary-answer-{}", uuid::Uuid::new_v4().simple());
+    let fingerprint = format!("canary-fp-{}", uuid::Uuid::new_v4().simple());
+    let address = "127.0.0.77";
+    let friend = app.client_from(77);
+
+    for n in 0..3 {
+        let mut body = answers(&canary);
+        body["best_memory"] = json!(format!("{canary} memory {n}"));
+        let response = submit(
+            &app,
+            &friend,
+            &id,
+            json!({"answers": body}),
+            Some(&format!("{fingerprint}-{n}")),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+    }
+    // A refused duplicate and a refused invalid answer, which must not leak either.
+    submit(
+        &app,
+        &friend,
+        &id,
+        json!({"answers": answers(&canary)}),
+        Some(&format!("{fingerprint}-0")),
+    )
+    .await;
+    let mut invalid = answers(&canary);
+    invalid["charisma_room"] = json!(canary.clone());
+    submit(
+        &app,
+        &friend,
+        &id,
+        json!({"answers": invalid}),
+        Some(&fingerprint),
+    )
+    .await;
+
+    let pg_dump = devstack::postgres::binary("pg_dump").unwrap();
+    let dump = std::process::Command::new(pg_dump)
+        .arg("--dbname")
+        .arg(&app.database_url)
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let logs = integration_tests::captured_logs();
+    let messages = queue_bodies(&app, "SynthesizeQueue").await;
+    assert_eq!(messages.len(), 1, "the third answer queued the job");
+    let queue = format!("{messages:?}");
+    let items = app
+        .aws
+        .dynamodb
+        .scan()
+        .table_name(&app.config().table_name)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let table = format!("{items:?}");
+
+    assert!(dump.contains("survey_responses"), "the dump is real");
+    assert!(table.contains("marker#"), "the table is real");
+    for (place, text) in [
+        ("pg_dump", &dump),
+        ("logs", &logs),
+        ("queue", &queue),
+        ("table", &table),
+    ] {
+        for (what, needle) in [
+            ("answer", canary.as_str()),
+            ("address", address),
+            ("fingerprint", fingerprint.as_str()),
+        ] {
+            assert!(!text.contains(needle), "the {what} appears in the {place}");
+        }
+    }
 }

@@ -8,10 +8,7 @@
 //! address or fingerprint again, even by us. A marker lives 24 h; a submission is a duplicate
 //! when a live marker exists under today's or yesterday's key.
 
-use std::{
-    collections::BTreeMap,
-    sync::Mutex,
-};
+use std::{collections::BTreeMap, sync::Mutex};
 
 use anyhow::Context;
 use aws_lc_rs::{hmac, rand::SecureRandom};
@@ -39,8 +36,18 @@ pub struct Marker {
 
 impl DayKeys {
     /// The key of `day`, created if `create` and missing.
-    async fn key(&self, state: &AppState, day: NaiveDate, create: bool) -> anyhow::Result<Option<[u8; 32]>> {
-        if let Some(key) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&day) {
+    async fn key(
+        &self,
+        state: &AppState,
+        day: NaiveDate,
+        create: bool,
+    ) -> anyhow::Result<Option<[u8; 32]>> {
+        if let Some(key) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&day)
+        {
             return Ok(Some(*key));
         }
         let stored = read_day_key(state, day).await?;
@@ -74,7 +81,10 @@ impl DayKeys {
             Some(yesterday) => self.key(state, yesterday, false).await?,
             None => None,
         };
-        let value = format!("{survey_id}\u{1f}{address_hash}\u{1f}{}", fingerprint.unwrap_or(""));
+        let value = format!(
+            "{survey_id}\u{1f}{address_hash}\u{1f}{}",
+            fingerprint.unwrap_or("")
+        );
         let now_s = AttributeValue::N(now.timestamp().to_string());
         let table = &state.config.table_name;
         let mut items = Vec::new();
@@ -126,7 +136,10 @@ impl DayKeys {
             .send()
             .await;
         if let Err(error) = outcome {
-            tracing::warn!(error = format!("{:#}", anyhow::Error::from(error)), "could not release a marker");
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(error)),
+                "could not release a marker"
+            );
         }
     }
 }
@@ -162,11 +175,7 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut key)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let expires = day
-        .and_hms_opt(0, 0, 0)
-        .context("midnight")?
-        .and_utc()
-        + Duration::hours(48);
+    let expires = day.and_hms_opt(0, 0, 0).context("midnight")?.and_utc() + Duration::hours(48);
     let outcome = state
         .aws
         .dynamodb
@@ -175,7 +184,10 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
         .item("pk", AttributeValue::S(DAY_KEY_PK.into()))
         .item("sk", AttributeValue::S(day.to_string()))
         .item("key", AttributeValue::B(Blob::new(key.to_vec())))
-        .item("expires_at", AttributeValue::N(expires.timestamp().to_string()))
+        .item(
+            "expires_at",
+            AttributeValue::N(expires.timestamp().to_string()),
+        )
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await;
@@ -189,7 +201,9 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
                 .as_service_error()
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
-            read_day_key(state, day).await?.context("a day key vanished")
+            read_day_key(state, day)
+                .await?
+                .context("a day key vanished")
         }
         Err(error) => Err(error).context("creating a day key"),
     }

@@ -33,7 +33,7 @@ use crate::{
     json::ApiJson,
     rate_limit, request_context, ApiError, AppState, Problem,
 };
-use repo::{Created, SurveyMeta, Submitted};
+use repo::{Created, Submitted, SurveyMeta};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +159,11 @@ pub async fn create(
     key: IdempotencyKey,
     ApiJson(request): ApiJson<CreateSurvey>,
 ) -> Result<Response, ApiError> {
-    let title = request.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let title = request
+        .title
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     if let Some(title) = title {
         if title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
             return Err(invalid_fields(serde_json::json!({
@@ -168,31 +172,44 @@ pub async fn create(
         }
     }
     let title = title.unwrap_or(DEFAULT_TITLE).to_owned();
-    key.run(&state, &format!("surveys.create#{}", user.id), &request, || async {
-        rate_limit::check(&state, rate_limit::SURVEY_CREATE, &user.id.to_string()).await?;
-        let now = state.clock.now();
-        let expires_at = now + Duration::days(SURVEY_LIFETIME_DAYS);
-        match repo::create(&state.db, user.id, &title, CURRENT_VERSION, now, expires_at).await? {
-            Created::AlreadyCollecting(existing) => Err(ApiError::Conflict(
-                Problem::new(
-                    "survey_already_collecting",
-                    "You already have a survey collecting answers; close it first.",
-                )
-                .with_details(serde_json::json!({ "survey_id": existing })),
-            )),
-            Created::Survey(survey) => {
-                // The first status clients poll; never replaces a later one.
-                if let Err(error) = state.status.put(user.id, 0, &PersonaStatus::awaiting_responses()).await {
-                    tracing::warn!(error = format!("{error:#}"), "could not write the initial status");
+    key.run(
+        &state,
+        &format!("surveys.create#{}", user.id),
+        &request,
+        || async {
+            rate_limit::check(&state, rate_limit::SURVEY_CREATE, &user.id.to_string()).await?;
+            let now = state.clock.now();
+            let expires_at = now + Duration::days(SURVEY_LIFETIME_DAYS);
+            match repo::create(&state.db, user.id, &title, CURRENT_VERSION, now, expires_at).await?
+            {
+                Created::AlreadyCollecting(existing) => Err(ApiError::Conflict(
+                    Problem::new(
+                        "survey_already_collecting",
+                        "You already have a survey collecting answers; close it first.",
+                    )
+                    .with_details(serde_json::json!({ "survey_id": existing })),
+                )),
+                Created::Survey(survey) => {
+                    // The first status clients poll; never replaces a later one.
+                    if let Err(error) = state
+                        .status
+                        .put(user.id, 0, &PersonaStatus::awaiting_responses())
+                        .await
+                    {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "could not write the initial status"
+                        );
+                    }
+                    tracing::info!(survey_id = %survey.id, "survey created");
+                    Replayable::created(
+                        view(&state, &survey, now),
+                        Some(format!("/v1/surveys/{}/progress", survey.id)),
+                    )
                 }
-                tracing::info!(survey_id = %survey.id, "survey created");
-                Replayable::created(
-                    view(&state, &survey, now),
-                    Some(format!("/v1/surveys/{}/progress", survey.id)),
-                )
             }
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -225,7 +242,9 @@ pub async fn mine(
     let mut surveys = repo::list_mine(&state.db, user.id, after, limit + 1).await?;
     let next_cursor = if surveys.len() as i64 > limit {
         surveys.truncate(limit as usize);
-        surveys.last().map(|last| encode_cursor(last.created_at, last.id))
+        surveys
+            .last()
+            .map(|last| encode_cursor(last.created_at, last.id))
     } else {
         None
     };
@@ -272,7 +291,9 @@ pub async fn public(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PublicSurvey>, ApiError> {
-    let survey = repo::find(&state.db, id).await?.ok_or_else(survey_not_found)?;
+    let survey = repo::find(&state.db, id)
+        .await?
+        .ok_or_else(survey_not_found)?;
     ensure_open(&survey, state.clock.now())?;
     let bank = question_bank(survey.question_bank_version)
         .ok_or_else(|| anyhow::anyhow!("survey with unknown question bank version"))?;
@@ -289,8 +310,14 @@ pub async fn public(
 fn ensure_open(survey: &SurveyMeta, now: DateTime<Utc>) -> Result<(), ApiError> {
     match survey.status_at(now) {
         "collecting" => Ok(()),
-        "expired" => Err(ApiError::Gone(Problem::new("survey_expired", "This survey has expired."))),
-        _ => Err(ApiError::Gone(Problem::new("survey_closed", "This survey is closed."))),
+        "expired" => Err(ApiError::Gone(Problem::new(
+            "survey_expired",
+            "This survey has expired.",
+        ))),
+        _ => Err(ApiError::Gone(Problem::new(
+            "survey_closed",
+            "This survey is closed.",
+        ))),
     }
 }
 
@@ -402,7 +429,9 @@ pub async fn submit(
         ),
     };
     let now = state.clock.now();
-    let survey = repo::find(&state.db, survey_id).await?.ok_or_else(survey_not_found)?;
+    let survey = repo::find(&state.db, survey_id)
+        .await?
+        .ok_or_else(survey_not_found)?;
     ensure_open(&survey, now)?;
     if user.is_some_and(|user| user.id == survey.owner_id) {
         return Err(ApiError::Forbidden(Problem::new(
@@ -452,19 +481,40 @@ pub async fn submit(
             }
             Submitted::Gone => {
                 state.day_keys.release(&state, marker).await;
-                return Err(ApiError::Gone(Problem::new("survey_closed", "This survey is closed.")));
+                return Err(ApiError::Gone(Problem::new(
+                    "survey_closed",
+                    "This survey is closed.",
+                )));
             }
             Submitted::Accepted => tracing::info!(%survey_id, "answer stored"),
-            Submitted::Started { persona_id, version, outbox_id, owner_id } => {
+            Submitted::Started {
+                persona_id,
+                version,
+                outbox_id,
+                owner_id,
+            } => {
                 tracing::info!(%survey_id, %persona_id, "third answer stored; persona job queued");
                 state.publisher.publish(&state.db, &[outbox_id]).await;
                 let status = PersonaStatus::queued(persona_id, version);
-                if let Err(error) = state.status.put(owner_id, status_sequence(version, 1), &status).await {
-                    tracing::warn!(error = format!("{error:#}"), "could not write the queued status");
+                if let Err(error) = state
+                    .status
+                    .put(owner_id, status_sequence(version, 1), &status)
+                    .await
+                {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "could not write the queued status"
+                    );
                 }
             }
         }
-        Replayable::created(ResponseAccepted { survey_id, accepted: true }, None)
+        Replayable::created(
+            ResponseAccepted {
+                survey_id,
+                accepted: true,
+            },
+            None,
+        )
     })
     .await
 }
@@ -477,13 +527,20 @@ async fn reserve(
     address: &AddressHash,
     fingerprint: Option<&str>,
 ) -> Result<anonymity::Marker, ApiError> {
-    let (limit_item, limited) =
-        rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &format!("{survey_id}#{}", address.0))?;
+    let (limit_item, limited) = rate_limit::transact_item(
+        state,
+        rate_limit::ANSWER_SUBMIT,
+        &format!("{survey_id}#{}", address.0),
+    )?;
     let (marker, marker_items) = state
         .day_keys
         .marker_items(state, now, survey_id, &address.0, fingerprint)
         .await?;
-    let mut request = state.aws.dynamodb.transact_write_items().transact_items(limit_item);
+    let mut request = state
+        .aws
+        .dynamodb
+        .transact_write_items()
+        .transact_items(limit_item);
     for item in marker_items {
         request = request.transact_items(item);
     }
@@ -510,7 +567,9 @@ async fn reserve(
                     Err(anyhow::anyhow!("answer reservation canceled: {reasons:?}").into())
                 }
             }
-            other => Err(anyhow::Error::from(other).context("reserving an answer").into()),
+            other => Err(anyhow::Error::from(other)
+                .context("reserving an answer")
+                .into()),
         },
     }
 }

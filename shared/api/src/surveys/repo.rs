@@ -31,7 +31,8 @@ impl SurveyMeta {
     }
 }
 
-const META_COLUMNS: &str = "s.id, s.owner_id, u.display_name, s.title, s.question_bank_version, s.status, \
+const META_COLUMNS: &str =
+    "s.id, s.owner_id, u.display_name, s.title, s.question_bank_version, s.status, \
      s.response_count, s.created_at, s.expires_at";
 
 fn meta(row: &tokio_postgres::Row) -> SurveyMeta {
@@ -111,7 +112,9 @@ pub async fn create(
         return Ok(Created::AlreadyCollecting(existing.get(0)));
     }
     tx.commit().await.context("committing a survey")?;
-    Ok(Created::Survey(find(db, id).await?.context("the new survey")?))
+    Ok(Created::Survey(
+        find(db, id).await?.context("the new survey")?,
+    ))
 }
 
 /// The owner's surveys, newest first, after `cursor` (created_at, id).
@@ -138,7 +141,12 @@ pub async fn list_mine(
 }
 
 /// Closes the owner's survey; `false` when there is no such survey of theirs.
-pub async fn close(db: &Pool, owner_id: Uuid, id: Uuid, now: DateTime<Utc>) -> anyhow::Result<bool> {
+pub async fn close(
+    db: &Pool,
+    owner_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let rows = client
         .execute(
@@ -170,7 +178,12 @@ pub enum Submitted {
     Gone,
     Accepted,
     /// This answer was the third: the persona job and its outbox row exist.
-    Started { persona_id: Uuid, version: i32, outbox_id: Uuid, owner_id: Uuid },
+    Started {
+        persona_id: Uuid,
+        version: i32,
+        outbox_id: Uuid,
+        owner_id: Uuid,
+    },
 }
 
 pub async fn submit(

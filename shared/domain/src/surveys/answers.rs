@@ -111,7 +111,10 @@ mod tests {
     fn complete_answers_validate_and_optional_ones_may_be_missing() {
         let answers = check(complete()).unwrap();
         assert_eq!(answers["charisma_room"], AnswerValue::Scale(4));
-        assert_eq!(answers["first_impression"], AnswerValue::Text("warm_open".into()));
+        assert_eq!(
+            answers["first_impression"],
+            AnswerValue::Text("warm_open".into())
+        );
         assert!(!answers.contains_key("best_memory"));
     }
 
@@ -131,12 +134,21 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "best_memory", "charisma_room", "charisma_story", "energy_late", "favourite_color",
-                "first_impression", "intellect_curious", "three_words"
+                "best_memory",
+                "charisma_room",
+                "charisma_story",
+                "energy_late",
+                "favourite_color",
+                "first_impression",
+                "intellect_curious",
+                "three_words"
             ]
         );
         assert_eq!(error.fields["energy_late"], "is required");
-        assert!(!format!("{error:?}").contains("blue"), "reasons never echo values");
+        assert!(
+            !format!("{error:?}").contains("blue"),
+            "reasons never echo values"
+        );
     }
 
     #[test]
@@ -150,6 +162,9 @@ mod tests {
     fn blank_required_text_is_required() {
         let mut answers = complete();
         answers["three_words"] = json!("   ");
-        assert_eq!(check(answers).unwrap_err().fields["three_words"], "is required");
+        assert_eq!(
+            check(answers).unwrap_err().fields["three_words"],
+            "is required"
+        );
     }
 }

@@ -4,7 +4,9 @@ mod answers;
 mod question_bank;
 
 pub use answers::{validate_answers, AnswerValue, Answers, InvalidAnswers};
-pub use question_bank::{question_bank, Question, QuestionBank, QuestionKind, Stat, CURRENT_VERSION};
+pub use question_bank::{
+    question_bank, Question, QuestionBank, QuestionKind, Stat, CURRENT_VERSION,
+};
 
 /// Answers needed before a persona can be synthesized.
 pub const RESPONSE_THRESHOLD: i32 = 3;

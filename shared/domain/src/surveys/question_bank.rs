@@ -79,10 +79,22 @@ pub fn question_bank(version: i32) -> Option<QuestionBank> {
     }
 }
 
-fn scale(id: &'static str, prompt: &'static str, stat: Stat, min_label: &'static str, max_label: &'static str) -> Question {
+fn scale(
+    id: &'static str,
+    prompt: &'static str,
+    stat: Stat,
+    min_label: &'static str,
+    max_label: &'static str,
+) -> Question {
     Question {
         id,
-        kind: QuestionKind::Scale { min: 1, max: 5, min_label, max_label, stat },
+        kind: QuestionKind::Scale {
+            min: 1,
+            max: 5,
+            min_label,
+            max_label,
+            stat,
+        },
         prompt,
         required: true,
     }
@@ -97,19 +109,71 @@ fn version_1() -> QuestionBank {
     QuestionBank {
         version: 1,
         questions: vec![
-            scale("charisma_room", "When they walk into a room, people notice.", Stat::Charisma, "Rarely", "Always"),
-            scale("charisma_story", "They can hold a group's attention with a story.", Stat::Charisma, "Not really", "Effortlessly"),
-            scale("intellect_curious", "They dig into how things work.", Stat::Intellect, "Not their thing", "Constantly"),
-            scale("intellect_advice", "Their advice on hard problems is sharp.", Stat::Intellect, "Hit and miss", "Spot on"),
-            scale("kindness_notice", "They notice when someone is having a bad day.", Stat::Kindness, "Seldom", "Every time"),
-            scale("kindness_help", "They drop everything to help a friend.", Stat::Kindness, "Rarely", "Without asking"),
-            scale("energy_plans", "They are the one who starts the plans.", Stat::Energy, "Almost never", "Always"),
-            scale("energy_late", "At 2 a.m. they are still going strong.", Stat::Energy, "Asleep by ten", "Unstoppable"),
+            scale(
+                "charisma_room",
+                "When they walk into a room, people notice.",
+                Stat::Charisma,
+                "Rarely",
+                "Always",
+            ),
+            scale(
+                "charisma_story",
+                "They can hold a group's attention with a story.",
+                Stat::Charisma,
+                "Not really",
+                "Effortlessly",
+            ),
+            scale(
+                "intellect_curious",
+                "They dig into how things work.",
+                Stat::Intellect,
+                "Not their thing",
+                "Constantly",
+            ),
+            scale(
+                "intellect_advice",
+                "Their advice on hard problems is sharp.",
+                Stat::Intellect,
+                "Hit and miss",
+                "Spot on",
+            ),
+            scale(
+                "kindness_notice",
+                "They notice when someone is having a bad day.",
+                Stat::Kindness,
+                "Seldom",
+                "Every time",
+            ),
+            scale(
+                "kindness_help",
+                "They drop everything to help a friend.",
+                Stat::Kindness,
+                "Rarely",
+                "Without asking",
+            ),
+            scale(
+                "energy_plans",
+                "They are the one who starts the plans.",
+                Stat::Energy,
+                "Almost never",
+                "Always",
+            ),
+            scale(
+                "energy_late",
+                "At 2 a.m. they are still going strong.",
+                Stat::Energy,
+                "Asleep by ten",
+                "Unstoppable",
+            ),
             Question {
                 id: "first_impression",
                 kind: QuestionKind::Choice {
                     options: vec![
-                        option("cold_then_warm", "Cold at first, then secretly sweet", Tsundere),
+                        option(
+                            "cold_then_warm",
+                            "Cold at first, then secretly sweet",
+                            Tsundere,
+                        ),
                         option("calm_unreadable", "Calm and hard to read", Kuudere),
                         option("shy_gentle", "Shy and gentle", Dandere),
                         option("warm_open", "Warm and open from the first minute", Deredere),
@@ -122,9 +186,21 @@ fn version_1() -> QuestionBank {
                 id: "in_a_crisis",
                 kind: QuestionKind::Choice {
                     options: vec![
-                        option("cheers_everyone", "Cheers everyone up and gets moving", Genki),
-                        option("never_leaves", "Never leaves your side, whatever it takes", Yandere),
-                        option("takes_charge", "Takes charge and expects the best", Himedere),
+                        option(
+                            "cheers_everyone",
+                            "Cheers everyone up and gets moving",
+                            Genki,
+                        ),
+                        option(
+                            "never_leaves",
+                            "Never leaves your side, whatever it takes",
+                            Yandere,
+                        ),
+                        option(
+                            "takes_charge",
+                            "Takes charge and expects the best",
+                            Himedere,
+                        ),
                         option("has_a_plan", "Already has a brilliant plan", Kamidere),
                     ],
                 },
@@ -155,7 +231,12 @@ mod tests {
     fn version_1_has_two_scale_questions_per_stat_and_hints_for_all_eight_archetypes() {
         let bank = question_bank(1).unwrap();
         assert!((10..=15).contains(&bank.questions.len()));
-        for stat in [Stat::Charisma, Stat::Intellect, Stat::Kindness, Stat::Energy] {
+        for stat in [
+            Stat::Charisma,
+            Stat::Intellect,
+            Stat::Kindness,
+            Stat::Energy,
+        ] {
             let count = bank
                 .questions
                 .iter()
@@ -174,7 +255,10 @@ mod tests {
         hinted.sort();
         hinted.dedup();
         assert_eq!(hinted.len(), 8);
-        assert!(bank.questions.iter().any(|q| matches!(q.kind, QuestionKind::Text { max_length: 280 })));
+        assert!(bank
+            .questions
+            .iter()
+            .any(|q| matches!(q.kind, QuestionKind::Text { max_length: 280 })));
     }
 
     #[test]
