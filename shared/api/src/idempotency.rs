@@ -123,14 +123,52 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
+        self.run_with(state, Digest::Plain, scope, request, operation).await
+    }
+
+    /// [`IdempotencyKey::run`] for anonymous routes: the record's key and request hash are
+    /// HMACs under `day_key` (deleted after two days, like the duplicate markers) and its expiry
+    /// is rounded to the day, so the record cannot link an answer to an address or a time.
+    pub async fn run_anonymous<F, Fut>(
+        self,
+        state: &AppState,
+        day_key: &[u8; 32],
+        scope: &str,
+        request: &impl Serialize,
+        operation: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Replayable, ApiError>>,
+    {
+        self.run_with(state, Digest::Keyed(day_key), scope, request, operation).await
+    }
+
+    async fn run_with<F, Fut>(
+        self,
+        state: &AppState,
+        digest: Digest<'_>,
+        scope: &str,
+        request: &impl Serialize,
+        operation: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Replayable, ApiError>>,
+    {
         let Some(key) = self.key else {
             return operation().await.map(IntoResponse::into_response);
         };
         let store = Store {
             state,
-            pk: format!("idem#{scope}#{key}"),
+            pk: match digest {
+                Digest::Plain => format!("idem#{scope}#{key}"),
+                Digest::Keyed(_) => format!("idem#{}", digest.of(format!("{scope}#{key}").as_bytes())),
+            },
+            round_expiry: matches!(digest, Digest::Keyed(_)),
         };
-        let request_hash = hash(request)?;
+        let body = serde_json::to_vec(request).context("serializing a request for its hash")?;
+        let request_hash = digest.of(&body);
         if let Some(existing) = store.lock(&request_hash, self.lock_until_ms).await? {
             return existing.into_outcome(&request_hash);
         }
@@ -158,9 +196,33 @@ impl IdempotencyKey {
     }
 }
 
+/// How record keys and request hashes are made.
+#[derive(Clone, Copy)]
+enum Digest<'a> {
+    /// SHA-256: for authenticated routes, whose caller is known anyway.
+    Plain,
+    /// HMAC-SHA256 under a day key.
+    Keyed(&'a [u8; 32]),
+}
+
+impl Digest<'_> {
+    fn of(self, bytes: &[u8]) -> String {
+        let tag: Vec<u8> = match self {
+            Digest::Plain => digest::digest(&digest::SHA256, bytes).as_ref().to_vec(),
+            Digest::Keyed(key) => {
+                let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+                aws_lc_rs::hmac::sign(&key, bytes).as_ref().to_vec()
+            }
+        };
+        tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 struct Store<'a> {
     state: &'a AppState,
     pk: String,
+    /// Round the record's expiry up to a whole day (anonymous records carry no send time).
+    round_expiry: bool,
 }
 
 /// A record that already existed when we tried to take the lock.
@@ -205,6 +267,10 @@ impl Store<'_> {
         lock_until_ms: u64,
     ) -> Result<Option<Existing>, ApiError> {
         let now_ms = now_ms();
+        let mut expires_s = now_ms / 1000 + RECORD_TTL.as_secs();
+        if self.round_expiry {
+            expires_s += 86_400 - expires_s % 86_400;
+        }
         let outcome = self
             .state
             .aws
@@ -219,10 +285,7 @@ impl Store<'_> {
                 "lock_until_ms",
                 AttributeValue::N(lock_until_ms.to_string()),
             )
-            .item(
-                "expires_at",
-                AttributeValue::N((now_ms / 1000 + RECORD_TTL.as_secs()).to_string()),
-            )
+            .item("expires_at", AttributeValue::N(expires_s.to_string()))
             // Free, expired (TTL deletes lazily), or an in-progress lock whose owner died.
             .condition_expression(
                 "attribute_not_exists(pk) OR expires_at < :now_s \
@@ -327,12 +390,6 @@ fn existing(
         request_hash: text("request_hash").unwrap_or_default(),
         completed,
     })
-}
-
-fn hash(request: &impl Serialize) -> Result<String, ApiError> {
-    let bytes = serde_json::to_vec(request).context("serializing a request for its hash")?;
-    let digest = digest::digest(&digest::SHA256, &bytes);
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn now_ms() -> u64 {

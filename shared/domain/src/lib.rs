@@ -4,3 +4,4 @@
 pub mod archetypes;
 pub mod personas;
 pub mod surveys;
+pub mod synthesis;

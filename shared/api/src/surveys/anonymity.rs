@@ -65,6 +65,13 @@ impl DayKeys {
         Ok(key)
     }
 
+    /// Today's key (created if missing).
+    pub async fn today(&self, state: &AppState, now: DateTime<Utc>) -> anyhow::Result<[u8; 32]> {
+        self.key(state, now.date_naive(), true)
+            .await?
+            .context("today's day key")
+    }
+
     /// Builds the DynamoDB transaction items that reserve the marker for this submission: no
     /// live marker under yesterday's key, and today's put only if absent or expired.
     pub async fn marker_items(
@@ -145,9 +152,13 @@ impl DayKeys {
 }
 
 fn marker_pk(key: &[u8; 32], value: &str) -> String {
+    format!("marker#{}", keyed(key, value))
+}
+
+/// Hex HMAC-SHA256 of `value` under a day key: unlinkable once the key is deleted.
+pub fn keyed(key: &[u8; 32], value: &str) -> String {
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), value.as_bytes());
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("marker#{hex}")
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn read_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<Option<[u8; 32]>> {

@@ -267,10 +267,12 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(bad)?;
     let (micros, id) = text.split_once('|').ok_or_else(bad)?;
+    // Within PostgreSQL's timestamp range and this product's lifetime.
     let at = micros
         .parse()
         .ok()
         .and_then(DateTime::<Utc>::from_timestamp_micros)
+        .filter(|at| (2000..=9999).contains(&chrono::Datelike::year(at)))
         .ok_or_else(bad)?;
     Ok((at, id.parse().map_err(|_| bad())?))
 }
@@ -447,8 +449,9 @@ pub async fn submit(
                 .with_details(serde_json::json!({ "fields": invalid.fields })),
         )
     })?;
+    let day_key = state.day_keys.today(&state, now).await?;
     let scope = format!("responses.submit#{survey_id}#{}", address.0);
-    key.run(&state, &scope, &request, || async {
+    key.run_anonymous(&state, &day_key, &scope, &request, || async {
         let marker = reserve(&state, now, survey_id, &address, fingerprint.as_deref()).await?;
         let response_id = Uuid::new_v4();
         let plaintext = serde_json::to_vec(&answers).map_err(anyhow::Error::from)?;
@@ -519,7 +522,10 @@ pub async fn submit(
     .await
 }
 
-/// One DynamoDB round trip: the per-survey-per-address rate limit and the duplicate marker.
+/// One DynamoDB round trip: the per-survey-per-address rate limit and the duplicate marker. The
+/// rate-limit subject is keyed with the day key too, so counters cannot link one address across
+/// surveys. Concurrent submissions from one address touch the same counter and may cancel each
+/// other (`TransactionConflict`); those are retried with jitter.
 async fn reserve(
     state: &AppState,
     now: DateTime<Utc>,
@@ -527,49 +533,42 @@ async fn reserve(
     address: &AddressHash,
     fingerprint: Option<&str>,
 ) -> Result<anonymity::Marker, ApiError> {
-    let (limit_item, limited) = rate_limit::transact_item(
-        state,
-        rate_limit::ANSWER_SUBMIT,
-        &format!("{survey_id}#{}", address.0),
-    )?;
-    let (marker, marker_items) = state
-        .day_keys
-        .marker_items(state, now, survey_id, &address.0, fingerprint)
-        .await?;
-    let mut request = state
-        .aws
-        .dynamodb
-        .transact_write_items()
-        .transact_items(limit_item);
-    for item in marker_items {
-        request = request.transact_items(item);
+    let day_key = state.day_keys.today(state, now).await?;
+    let subject = anonymity::keyed(&day_key, &format!("{survey_id}#{}", address.0));
+    for attempt in 0..4u64 {
+        let (limit_item, limited) = rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &subject)?;
+        let (marker, marker_items) = state
+            .day_keys
+            .marker_items(state, now, survey_id, &address.0, fingerprint)
+            .await?;
+        let mut request = state.aws.dynamodb.transact_write_items().transact_items(limit_item);
+        for item in marker_items {
+            request = request.transact_items(item);
+        }
+        let canceled = match request.send().await {
+            Ok(_) => return Ok(marker),
+            Err(error) => match error.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(canceled) => canceled,
+                other => return Err(anyhow::Error::from(other).context("reserving an answer").into()),
+            },
+        };
+        let reasons = canceled.cancellation_reasons.unwrap_or_default();
+        let code = |index: usize| reasons.get(index).and_then(|r| r.code.as_deref()).unwrap_or("None");
+        if code(0) == "ConditionalCheckFailed" {
+            return Err(limited);
+        }
+        if (1..reasons.len()).any(|i| code(i) == "ConditionalCheckFailed") {
+            tracing::info!(%survey_id, "duplicate answer refused");
+            return Err(ApiError::Conflict(Problem::new(
+                "already_answered",
+                "An answer from this device already reached this survey in the last 24 hours.",
+            )));
+        }
+        if !(0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
+            return Err(anyhow::anyhow!("answer reservation canceled").into());
+        }
+        let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
+        tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1) + jitter)).await;
     }
-    match request.send().await {
-        Ok(_) => Ok(marker),
-        Err(error) => match error.into_service_error() {
-            TransactWriteItemsError::TransactionCanceledException(canceled) => {
-                let reasons = canceled.cancellation_reasons.unwrap_or_default();
-                let failed = |index: usize| {
-                    reasons
-                        .get(index)
-                        .and_then(|r| r.code.as_deref())
-                        .is_some_and(|code| code == "ConditionalCheckFailed")
-                };
-                if failed(0) {
-                    Err(limited)
-                } else if (1..reasons.len()).any(failed) {
-                    tracing::info!(%survey_id, "duplicate answer refused");
-                    Err(ApiError::Conflict(Problem::new(
-                        "already_answered",
-                        "An answer from this device already reached this survey in the last 24 hours.",
-                    )))
-                } else {
-                    Err(anyhow::anyhow!("answer reservation canceled: {reasons:?}").into())
-                }
-            }
-            other => Err(anyhow::Error::from(other)
-                .context("reserving an answer")
-                .into()),
-        },
-    }
+    Err(ApiError::TooManyRequests { retry_after_secs: 1 })
 }

@@ -1,0 +1,3 @@
+//! The persona saga.
+
+pub mod personas;
