@@ -194,7 +194,7 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| GOOGLE_CLIENT_ID.into());
-    devstack::stack::local_secrets(&mut overrides);
+    devstack::stack::local_defaults(&mut overrides);
     let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
         .expect("the template configures the HTTP function");
     let mut state = AppState::new(config, aws.clone()).expect("building the app state");

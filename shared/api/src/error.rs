@@ -168,7 +168,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let Self::Unexpected(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "unexpected error");
+            tracing::error!(error = platform::telemetry::describe(cause), "unexpected error");
         }
         let problem = self.problem();
         let body = ErrorBody {

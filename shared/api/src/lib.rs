@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod json;
 pub mod openapi;
+pub mod personas;
 pub mod rate_limit;
 pub mod request_context;
 mod router;

@@ -26,6 +26,7 @@ use crate::error::ErrorBody;
         (name = "operations", description = "Health and API description"),
         (name = "auth", description = "Sign-in, tokens and the profile"),
         (name = "surveys", description = "Surveys and anonymous answers"),
+        (name = "personas", description = "The persona saga: synthesis, status, cards"),
     )
 )]
 pub struct ApiDoc;

@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
-    request_context, surveys, ApiError, AppState,
+    personas, request_context, surveys, ApiError, AppState,
 };
 
 /// Where the router runs; decides whether the dev sign-in route exists.
@@ -44,7 +44,12 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(surveys::public))
         .routes(routes!(surveys::progress))
         .routes(routes!(surveys::close))
-        .routes(routes!(surveys::submit));
+        .routes(routes!(surveys::submit))
+        .routes(routes!(personas::synthesize_persona))
+        .routes(routes!(personas::persona_status))
+        .routes(routes!(personas::my_persona, personas::update_persona))
+        .routes(routes!(personas::retry_persona))
+        .routes(routes!(personas::render_card));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),

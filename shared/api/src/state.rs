@@ -30,11 +30,16 @@ pub struct AppState {
     pub day_keys: Arc<DayKeys>,
     pub publisher: Publisher,
     pub status: StatusStore,
+    /// Saga commands (start, retry, re-render) on the same pool.
+    pub saga: saga::Saga,
 }
 
 impl AppState {
     /// Builds the pool (lazily connecting) and takes the given AWS clients.
     pub fn new(config: Config, aws: AwsClients) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let pool = db::pool(&config)?;
+        let saga = saga::Saga::with_pool(config.clone(), pool.clone(), aws.clone())?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
@@ -51,14 +56,15 @@ impl AppState {
                 dynamodb: aws.dynamodb.clone(),
                 table: config.table_name.clone(),
             },
-            db: db::pool(&config)?,
+            db: pool,
+            saga,
             tokens: Arc::new(AccessTokens::new(&config)),
             google: Arc::new(GoogleVerifier::new(
                 &config.google_client_id,
                 &config.google_jwks_url,
                 http,
             )),
-            config: Arc::new(config),
+            config,
             aws,
         })
     }

@@ -119,9 +119,11 @@ pub async fn create_database_from(
 }
 
 /// Values the template takes from Secrets Manager or required parameters at deploy time, made up
-/// for a local run: fresh random keys on every start (so local tokens die with the stack) and a
-/// placeholder Google client id. Anything already in `overrides` wins.
-pub fn local_secrets(overrides: &mut BTreeMap<String, String>) {
+/// for a local run: fresh random keys on every start (so local tokens die with the stack), a
+/// placeholder Google client id, and a pool sized for one process serving every route (a Lambda
+/// instance serves one request at a time; the local stack serves them all). Anything already in
+/// `overrides` wins.
+pub fn local_defaults(overrides: &mut BTreeMap<String, String>) {
     use base64::Engine;
     let random_key = || {
         let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
@@ -142,6 +144,47 @@ pub fn local_secrets(overrides: &mut BTreeMap<String, String>) {
     overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
+    overrides
+        .entry("DB_POOL_SIZE".into())
+        .or_insert_with(|| "32".into());
+}
+
+/// The template's SQS-triggered functions, run by the local pollers exactly as their Lambda
+/// mains run them.
+pub fn saga_workers(saga: &saga::Saga) -> Workers {
+    let mut workers = Workers::new();
+    let synthesize = saga.clone();
+    workers.insert(
+        "SynthesizeFunction".into(),
+        Arc::new(move |event| {
+            let saga = synthesize.clone();
+            Box::pin(async move { saga.synthesize_batch(event).await })
+        }),
+    );
+    let render = saga.clone();
+    workers.insert(
+        "RenderCardFunction".into(),
+        Arc::new(move |event| {
+            let saga = render.clone();
+            Box::pin(async move { saga.render_batch(event).await })
+        }),
+    );
+    workers
+}
+
+/// Runs the sweeper every `every` until `shutdown` (the template schedules it every minute; the
+/// local stack runs it more often so a lost message is noticed quickly).
+pub async fn sweeper_loop(saga: saga::Saga, settings: saga::sweeper::SweepSettings, every: std::time::Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {
+                if let Err(error) = saga.sweep(settings).await {
+                    tracing::warn!(error = format!("{error:#}"), "sweep failed");
+                }
+            }
+        }
+    }
 }
 
 /// The configuration `function` gets from the template, with `overrides` taking precedence.
@@ -222,7 +265,7 @@ async fn serve(
 
     let mut overrides = options.overrides;
     overrides.insert("DATABASE_URL".into(), services.database_url.clone());
-    local_secrets(&mut overrides);
+    local_defaults(&mut overrides);
     let http_function = template
         .http_functions()
         .into_iter()
@@ -230,7 +273,9 @@ async fn serve(
         .context("template.yaml declares no HTTP function")?;
     let config = function_config(&template, &http_function, &resources, &overrides)?;
     let state = api::AppState::new(config, services.aws.clone())?;
-    let workers = Workers::new();
+    let saga_config = function_config(&template, "SynthesizeFunction", &resources, &overrides)?;
+    let saga = saga::Saga::new(saga_config, services.aws.clone())?;
+    let workers = saga_workers(&saga);
     let pollers = pollers(&template, &resources, &workers)?;
 
     let listener = tokio::net::TcpListener::bind(options.address)
@@ -250,6 +295,15 @@ async fn serve(
     for poller in pollers {
         tasks.spawn(poller.run(services.aws.sqs.clone(), shutdown.clone()));
     }
+    tasks.spawn(sweeper_loop(
+        saga.clone(),
+        saga::sweeper::SweepSettings {
+            outbox_after: std::time::Duration::from_secs(5),
+            stuck_after: std::time::Duration::from_secs(120),
+        },
+        std::time::Duration::from_secs(10),
+        shutdown.clone(),
+    ));
     let router = api::local_router(state, |name| std::env::var(name).ok())?;
     axum::serve(
         listener,

@@ -25,6 +25,12 @@ pub struct Config {
     pub synthesize_queue_url: String,
     /// `RENDER_QUEUE_URL`: saga step 2.
     pub render_queue_url: String,
+    /// `SYNTHESIZE_DLQ_URL` / `RENDER_DLQ_URL`: where workers park messages that can never
+    /// succeed, and where the sweeper finds them.
+    pub synthesize_dlq_url: String,
+    pub render_dlq_url: String,
+    /// Which LLM writes personas; offline unless a key or `LLM_BASE_URL` is set.
+    pub llm: LlmSettings,
     /// `FRONTEND_URL`: base of share links, without a trailing slash.
     pub frontend_url: String,
     /// `ALLOWED_ORIGINS`: comma-separated CORS origins; empty means no cross-origin access.
@@ -47,6 +53,52 @@ pub struct Config {
     /// `ANSWER_KEYS`: `kid:base64key[,...]`, 32-byte AES-256-GCM keys sealing survey answers;
     /// the first seals, all open.
     pub answer_keys: Vec<NamedKey>,
+}
+
+/// The LLM provider settings. `base_url: None` selects the offline rule-based writer.
+#[derive(Debug, Clone, Default)]
+pub struct LlmSettings {
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub models: Vec<String>,
+    pub timeout: std::time::Duration,
+    /// First delay of the exponential, jittered retry of transient LLM failures.
+    pub retry_base: std::time::Duration,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `OPENAI_API_KEY`, `OPENROUTER_API_KEY` or `LLM_BASE_URL` (+ `LLM_API_KEY`) select an
+    /// OpenAI-compatible server; `LLM_MODELS` overrides the model list (tried in turn).
+    fn llm(&mut self) -> LlmSettings {
+        let openai = self.get("OPENAI_API_KEY");
+        let openrouter = self.get("OPENROUTER_API_KEY");
+        let (default_base, default_models, key): (Option<&str>, &[&str], Option<String>) =
+            match (openai, openrouter) {
+                (Some(key), _) => (Some("https://api.openai.com/v1"), &["gpt-4o-mini", "gpt-4.1-mini"], Some(key)),
+                (None, Some(key)) => (
+                    Some("https://openrouter.ai/api/v1"),
+                    &["openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"],
+                    Some(key),
+                ),
+                (None, None) => (None, &["gpt-4o-mini"], None),
+            };
+        let base_url = match self.get("LLM_BASE_URL") {
+            Some(_) => Some(self.required_url("LLM_BASE_URL")),
+            None => default_base.map(str::to_owned),
+        };
+        let models = self.list("LLM_MODELS");
+        LlmSettings {
+            base_url,
+            api_key: self.get("LLM_API_KEY").or(key).map(SecretString::from),
+            models: if models.is_empty() {
+                default_models.iter().map(|m| (*m).to_owned()).collect()
+            } else {
+                models
+            },
+            timeout: std::time::Duration::from_secs(self.optional("LLM_TIMEOUT_SECS", 25)),
+            retry_base: std::time::Duration::from_millis(self.optional("LLM_RETRY_BASE_MS", 2000)),
+        }
+    }
 }
 
 /// A symmetric key with an id, so keys can rotate: the first of a list is used for new data,
@@ -140,6 +192,9 @@ impl Config {
             cards_bucket: env.required("CARDS_BUCKET"),
             synthesize_queue_url: env.required_url("SYNTHESIZE_QUEUE_URL"),
             render_queue_url: env.required_url("RENDER_QUEUE_URL"),
+            synthesize_dlq_url: env.required_url("SYNTHESIZE_DLQ_URL"),
+            render_dlq_url: env.required_url("RENDER_DLQ_URL"),
+            llm: env.llm(),
             frontend_url: env
                 .required_url("FRONTEND_URL")
                 .trim_end_matches('/')
@@ -291,6 +346,8 @@ mod tests {
             ("CARDS_BUCKET", "cards"),
             ("SYNTHESIZE_QUEUE_URL", "http://localhost/q/s"),
             ("RENDER_QUEUE_URL", "http://localhost/q/r"),
+            ("SYNTHESIZE_DLQ_URL", "http://localhost/q/sd"),
+            ("RENDER_DLQ_URL", "http://localhost/q/rd"),
             ("FRONTEND_URL", "https://remirai.app/"),
             (
                 "ALLOWED_ORIGINS",

@@ -58,3 +58,25 @@ fn log_panics() {
         }
     }));
 }
+
+/// An error chain for the log, without values: PostgreSQL errors are reduced to their SQLSTATE
+/// and constraint (their DETAIL can quote row values such as a user's subject), and the chain
+/// stops there.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in error.chain() {
+        if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+            match pg.as_db_error() {
+                Some(db) => parts.push(format!(
+                    "postgres error {} (constraint {})",
+                    db.code().code(),
+                    db.constraint().unwrap_or("-")
+                )),
+                None => parts.push("postgres connection error".to_owned()),
+            }
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(": ")
+}

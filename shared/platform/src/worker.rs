@@ -195,9 +195,14 @@ where
         .and_then(|count| count.parse().ok())
         .unwrap_or(1);
     let outcome = match serde_json::from_str::<T>(record.body.as_deref().unwrap_or_default()) {
-        // The decode error names the offending field or position, never the content.
+        // Only the category and position: serde's message can quote the content.
         Err(error) => {
-            warn!(error = %error, "undecodable message body");
+            warn!(
+                category = ?error.classify(),
+                line = error.line(),
+                column = error.column(),
+                "undecodable message body"
+            );
             Err(StepError::permanent("undecodable_body"))
         }
         Ok(body) => {

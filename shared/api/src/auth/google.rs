@@ -59,8 +59,8 @@ pub struct GoogleVerifier {
     http: reqwest::Client,
     validation: Validation,
     cache: RwLock<Option<KeyCache>>,
-    /// Held while fetching (the single flight); holds when an unknown `kid` last caused a fetch.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while fetching (the single flight).
+    fetching: tokio::sync::Mutex<FetchHistory>,
 }
 
 impl GoogleVerifier {
@@ -77,7 +77,7 @@ impl GoogleVerifier {
             http,
             validation,
             cache: RwLock::new(None),
-            fetching: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(FetchHistory::default()),
         }
     }
 
@@ -108,38 +108,45 @@ impl GoogleVerifier {
         if let Lookup::Fresh(key) = self.lookup(kid) {
             return Ok(key);
         }
-        let mut last_unknown_kid_fetch = self.fetching.lock().await;
+        let mut history = self.fetching.lock().await;
         // Someone else may have fetched while we waited.
         let stale = match self.lookup(kid) {
             Lookup::Fresh(key) => return Ok(key),
             Lookup::UnknownInFreshCache => {
-                if last_unknown_kid_fetch
+                if history
+                    .unknown_kid
                     .is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH_INTERVAL)
                 {
                     return Err(GoogleError::Invalid("unknown kid"));
                 }
-                *last_unknown_kid_fetch = Some(Instant::now());
+                history.unknown_kid = Some(Instant::now());
                 None
             }
             Lookup::Stale(key) => Some(key),
             Lookup::Empty => None,
         };
+        // Google is down: requests queued behind the failed fetch fail fast instead of each
+        // waiting out another timeout.
+        if stale.is_none() && history.failure.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
+            return Err(GoogleError::KeysUnavailable(anyhow::anyhow!("recent JWKS fetch failed")));
+        }
         match self.fetch().await {
             Ok(cache) => {
+                history.failure = None;
                 let key = cache.keys.get(kid).cloned();
                 *self.cache.write().unwrap_or_else(|p| p.into_inner()) = Some(cache);
                 key.ok_or(GoogleError::Invalid("unknown kid"))
             }
-            Err(error) => match stale {
-                // Availability over freshness: a key Google published recently is still good.
-                Some(key) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "JWKS refresh failed; using cached keys"
-                    );
-                    Ok(key)
+            Err(error) => {
+                history.failure = Some(Instant::now());
+                match stale {
+                    // Availability over freshness: a key Google published recently is still good.
+                    Some(key) => {
+                        tracing::warn!(error = format!("{error:#}"), "JWKS refresh failed; using cached keys");
+                        Ok(key)
+                    }
+                    None => Err(GoogleError::KeysUnavailable(error)),
                 }
-                None => Err(GoogleError::KeysUnavailable(error)),
             },
         }
     }
@@ -194,6 +201,17 @@ impl GoogleVerifier {
         })
     }
 }
+
+#[derive(Default)]
+struct FetchHistory {
+    /// When an unknown `kid` last caused a fetch.
+    unknown_kid: Option<Instant>,
+    /// When a fetch last failed.
+    failure: Option<Instant>,
+}
+
+/// How long a failed fetch is not retried (requests answer 503 meanwhile).
+const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 
 enum Lookup {
     Fresh(DecodingKey),

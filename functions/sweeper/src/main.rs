@@ -1,0 +1,23 @@
+//! The scheduled sweeper: republish the outbox, re-drive stuck jobs, fail dead-lettered ones.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use saga::sweeper::SweepSettings;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    platform::telemetry::init();
+    let config = platform::Config::from_env()?;
+    let saga = saga::Saga::new(config, platform::aws::AwsClients::from_env().await)?;
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        let saga = saga.clone();
+        async move {
+            let report = saga.sweep(SweepSettings::default()).await?;
+            Ok::<_, Error>(serde_json::json!({
+                "republished": report.republished,
+                "redriven": report.redriven,
+                "dead_lettered": report.dead_lettered,
+            }))
+        }
+    }))
+    .await
+}

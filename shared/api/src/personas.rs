@@ -1,0 +1,336 @@
+//! The persona routes (F-002, F-004): start synthesis, poll its status, read the persona, retry,
+//! re-render the card, publish. The saga runs in the workers; these routes only record commands
+//! and read. Polling is served from DynamoDB alone.
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use domain::{
+    archetypes::Archetype,
+    personas::{PersonaState, PersonaStatus},
+    surveys::RESPONSE_THRESHOLD,
+    synthesis::Stats,
+};
+use saga::{
+    commands::{CommandError, Started},
+    personas::{self, PersonaRow},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser, error::ErrorBody, idempotency::IdempotencyKey, json::ApiJson, request_context,
+    ApiError, AppState, Problem,
+};
+
+/// Seconds a poller should wait between status requests while a job runs.
+const POLL_SECONDS: u64 = 2;
+const STATUS_LOCATION: &str = "/v1/personas/me/status";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardView {
+    /// A time-limited link to the 1080x1080 card.
+    pub url: String,
+    pub theme: String,
+    pub width: u32,
+    pub height: u32,
+    /// Every size: `square` (1080x1080), `story` (1080x1920), `link` (1200x630).
+    pub sizes: Vec<CardSize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardSize {
+    pub size: String,
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The persona, as its owner sees it (never the system prompt).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonaView {
+    pub id: Uuid,
+    pub version: i32,
+    pub name: String,
+    pub archetype: Archetype,
+    pub stats: Stats,
+    pub traits: Vec<String>,
+    pub greeting: String,
+    pub bond_level: i32,
+    pub card: Option<CardView>,
+    pub is_public: bool,
+    /// `rule_based` (offline), `rule_based_fallback` (the LLM kept failing) or `llm:<model>`.
+    pub synthesized_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardRequest {
+    /// `default`, `dark`, `neon` or `pastel`.
+    pub theme: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaPatch {
+    pub is_public: bool,
+}
+
+fn accepted(status: &PersonaStatus) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(status)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, HeaderValue::from_static(STATUS_LOCATION));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+    response
+}
+
+fn command_error(error: CommandError) -> ApiError {
+    match error {
+        CommandError::NotEnoughResponses { response_count } => ApiError::Conflict(
+            Problem::new("not_enough_responses", "At least three friends must answer first.")
+                .with_details(serde_json::json!({ "response_count": response_count, "threshold": RESPONSE_THRESHOLD })),
+        ),
+        CommandError::NoPersona => ApiError::NotFound(Problem::new("no_persona", "You have no persona yet.")),
+        CommandError::NotFailed => ApiError::Conflict(Problem::new("not_failed", "Only a failed persona can be retried.")),
+        CommandError::NotReady => ApiError::Conflict(Problem::new(
+            "persona_not_ready",
+            "The persona must be ready before its card can be rendered again.",
+        )),
+        CommandError::Unexpected(error) => ApiError::Unexpected(error),
+    }
+}
+
+/// Starts (or returns) the persona job; a new version when new answers arrived.
+#[utoipa::path(
+    post,
+    path = "/v1/personas/me/synthesize",
+    tag = "personas",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses(
+        (status = 202, description = "Accepted; poll `Location` after `Retry-After` seconds", body = PersonaStatus),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "`not_enough_responses`, or the same key in progress", body = ErrorBody),
+    )
+)]
+pub async fn synthesize_persona(State(state): State<AppState>, user: AuthUser, key: IdempotencyKey) -> Result<Response, ApiError> {
+    key.run(&state, &format!("personas.synthesize#{}", user.id), &(), || async {
+        let request_id = request_context::current_request_id();
+        let row = match state.saga.request_synthesis(user.id, request_id.as_deref()).await {
+            Ok(Started::New(row)) => {
+                tracing::info!(persona_id = %row.id, version = row.version, "persona synthesis requested");
+                row
+            }
+            Ok(Started::Existing(row)) => row,
+            Err(error) => return Err(command_error(error)),
+        };
+        Ok(crate::idempotency::Replayable {
+            status: StatusCode::ACCEPTED,
+            body: serde_json::to_value(personas::status_of(&row)).map_err(anyhow::Error::from)?,
+            location: Some(STATUS_LOCATION.to_owned()),
+        })
+    })
+    .await
+    .map(|mut response| {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+        response
+    })
+}
+
+/// The saga's progress, from the DynamoDB read model only. Send `If-None-Match` with the last
+/// `ETag` to get 304 while nothing changed.
+#[utoipa::path(
+    get,
+    path = "/v1/personas/me/status",
+    tag = "personas",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The status, with `ETag`, and `Retry-After` while running", body = PersonaStatus),
+        (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    )
+)]
+pub async fn persona_status(State(state): State<AppState>, user: AuthUser, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (status, sequence) = state
+        .status
+        .get(user.id)
+        .await?
+        .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0));
+    let etag = format!("\"{sequence}\"");
+    let running = matches!(status.state, PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(status).into_response()
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    // Revalidate every time (the ETag makes that cheap) instead of never storing.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if running {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+    }
+    Ok(response)
+}
+
+/// The newest ready persona.
+#[utoipa::path(
+    get,
+    path = "/v1/personas/me",
+    tag = "personas",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The persona", body = PersonaView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No ready persona yet", body = ErrorBody),
+    )
+)]
+pub async fn my_persona(State(state): State<AppState>, user: AuthUser) -> Result<Json<PersonaView>, ApiError> {
+    let row = personas::latest_ready_of(&state.db, user.id)
+        .await?
+        .ok_or_else(|| command_error(CommandError::NoPersona))?;
+    Ok(Json(view(&state, &row).await?))
+}
+
+pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, ApiError> {
+    let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats) else {
+        return Err(anyhow::anyhow!("a ready persona without its synthesis").into());
+    };
+    let mut sizes = Vec::with_capacity(row.cards.len());
+    for card in &row.cards {
+        let presigned = state
+            .aws
+            .s3
+            .get_object()
+            .bucket(&state.config.cards_bucket)
+            .key(&card.key)
+            .presigned(PresigningConfig::expires_in(Duration::from_secs(3600)).map_err(anyhow::Error::from)?)
+            .await
+            .map_err(anyhow::Error::from)?;
+        sizes.push(CardSize {
+            size: card.size.clone(),
+            url: presigned.uri().to_owned(),
+            width: card.width,
+            height: card.height,
+        });
+    }
+    let card = sizes.iter().find(|s| s.size == "square").map(|square| CardView {
+        url: square.url.clone(),
+        theme: row.theme.clone(),
+        width: square.width,
+        height: square.height,
+        sizes: Vec::new(),
+    });
+    Ok(PersonaView {
+        id: row.id,
+        version: row.version,
+        name,
+        archetype,
+        stats,
+        traits: row.traits.clone(),
+        greeting: row.greeting.clone().unwrap_or_default(),
+        bond_level: row.bond_level,
+        card: card.map(|mut card| {
+            card.sizes = sizes;
+            card
+        }),
+        is_public: row.is_public,
+        synthesized_by: row.synthesized_by.clone().unwrap_or_default(),
+        created_at: row.created_at,
+    })
+}
+
+/// Restarts a failed persona at the step that failed.
+#[utoipa::path(
+    post,
+    path = "/v1/personas/me/retry",
+    tag = "personas",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Re-queued; poll the status", body = PersonaStatus),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No persona", body = ErrorBody),
+        (status = 409, description = "The persona has not failed", body = ErrorBody),
+    )
+)]
+pub async fn retry_persona(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    let request_id = request_context::current_request_id();
+    let row = state.saga.retry(user.id, request_id.as_deref()).await.map_err(command_error)?;
+    tracing::info!(persona_id = %row.id, "persona retry requested");
+    Ok(accepted(&personas::status_of(&row)))
+}
+
+/// Renders the card again in another theme (step 2 only).
+#[utoipa::path(
+    post,
+    path = "/v1/personas/me/card",
+    tag = "personas",
+    security(("bearer" = [])),
+    request_body = CardRequest,
+    responses(
+        (status = 202, description = "Rendering; poll the status", body = PersonaStatus),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No persona", body = ErrorBody),
+        (status = 409, description = "The persona is not ready", body = ErrorBody),
+        (status = 422, description = "Unknown theme", body = ErrorBody),
+    )
+)]
+pub async fn render_card(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<CardRequest>,
+) -> Result<Response, ApiError> {
+    if cards::Theme::parse(&request.theme).is_none() {
+        return Err(ApiError::Unprocessable(
+            Problem::new("invalid_fields", "Some fields are invalid.").with_details(
+                serde_json::json!({ "fields": { "theme": "must be one of default, dark, neon, pastel" } }),
+            ),
+        ));
+    }
+    let request_id = request_context::current_request_id();
+    let row = state
+        .saga
+        .rerender(user.id, &request.theme, request_id.as_deref())
+        .await
+        .map_err(command_error)?;
+    Ok(accepted(&personas::status_of(&row)))
+}
+
+/// Publishes or unpublishes the persona (its public page and compatibility).
+#[utoipa::path(
+    patch,
+    path = "/v1/personas/me",
+    tag = "personas",
+    security(("bearer" = [])),
+    request_body = PersonaPatch,
+    responses(
+        (status = 200, description = "Updated", body = PersonaView),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No ready persona", body = ErrorBody),
+    )
+)]
+pub async fn update_persona(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<PersonaPatch>,
+) -> Result<Json<PersonaView>, ApiError> {
+    let row = state.saga.set_public(user.id, request.is_public).await.map_err(command_error)?;
+    Ok(Json(view(&state, &row).await?))
+}

@@ -1,0 +1,182 @@
+//! What the HTTP API asks of the saga: start a (new version of the) persona, retry a failed one,
+//! re-render the card in another theme, publish it. Each writes the row and the outbox message
+//! in one transaction, then publishes and rewrites the status.
+
+use anyhow::Context;
+use domain::{personas::PersonaState, surveys::RESPONSE_THRESHOLD};
+use uuid::Uuid;
+
+use crate::{personas::{self, PersonaRow}, RenderJob, Saga};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("fewer than three answers")]
+    NotEnoughResponses { response_count: i32 },
+    #[error("no persona yet")]
+    NoPersona,
+    #[error("the persona has not failed")]
+    NotFailed,
+    #[error("the persona is not ready")]
+    NotReady,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What a start request did.
+pub enum Started {
+    /// A job was already running (or nothing changed since the last one): it is returned.
+    Existing(PersonaRow),
+    /// A new persona version was queued.
+    New(PersonaRow),
+}
+
+impl Saga {
+    /// Starts synthesis for the owner's newest survey, unless a job is running or nothing changed.
+    pub async fn request_synthesis(&self, owner_id: Uuid, request_id: Option<&str>) -> Result<Started, CommandError> {
+        let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await.context("starting a transaction")?;
+        // One owner at a time: concurrent requests serialize here and see each other's job.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
+            .await
+            .context("locking the owner")?;
+        let latest = tx
+            .query_opt(
+                &format!("SELECT {} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1", personas::COLUMNS),
+                &[&owner_id],
+            )
+            .await
+            .context("reading the latest persona")?
+            .as_ref()
+            .map(personas::from_row);
+        let survey = tx
+            .query_opt(
+                "SELECT id, response_count FROM surveys WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 1",
+                &[&owner_id],
+            )
+            .await
+            .context("reading the newest survey")?;
+        let Some(survey) = survey else {
+            return Err(CommandError::NotEnoughResponses { response_count: 0 });
+        };
+        let (survey_id, response_count): (Uuid, i32) = (survey.get(0), survey.get(1));
+        if let Some(latest) = &latest {
+            let running = matches!(latest.state, PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering);
+            let nothing_new = latest.survey_id == survey_id && latest.response_count >= response_count;
+            if running || nothing_new {
+                return Ok(Started::Existing(latest.clone()));
+            }
+        }
+        if response_count < RESPONSE_THRESHOLD {
+            return Err(CommandError::NotEnoughResponses { response_count });
+        }
+        let id = Uuid::now_v7();
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
+                     VALUES ($1, $2, $3, (SELECT COALESCE(max(version), 0) + 1 FROM personas WHERE owner_id = $2),
+                             'queued', 1, $4)
+                     RETURNING {}",
+                    personas::COLUMNS
+                ),
+                &[&id, &owner_id, &survey_id, &response_count],
+            )
+            .await
+            .context("creating a persona version")?;
+        let outbox_id = Uuid::now_v7();
+        tx.execute(
+            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, 'synthesize', $2, $3)",
+            &[&outbox_id, &serde_json::json!({ "persona_id": id }), &request_id],
+        )
+        .await
+        .context("queuing synthesis")?;
+        tx.commit().await.context("committing the new version")?;
+        drop(client);
+        let row = personas::from_row(&row);
+        self.publisher.publish(&self.db, &[outbox_id]).await;
+        self.write_status(&row).await;
+        Ok(Started::New(row))
+    }
+
+    /// Restarts a failed job at the step that failed.
+    pub async fn retry(&self, owner_id: Uuid, request_id: Option<&str>) -> Result<PersonaRow, CommandError> {
+        let latest = personas::latest_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+        if latest.state != PersonaState::Failed {
+            return Err(CommandError::NotFailed);
+        }
+        let render_only = latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some();
+        let sql = if render_only {
+            "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
+                 render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
+                 render_finished_at = NULL, failed_step = NULL, error_code = NULL, error_retryable = NULL,
+                 updated_at = now()
+             WHERE id = $1 AND state = 'failed' AND state_version = $2"
+        } else {
+            "UPDATE personas SET state = 'queued', state_version = state_version + 1,
+                 synthesize_attempts = 0, synthesize_started_at = NULL, synthesize_finished_at = NULL,
+                 render_attempts = 0, render_started_at = NULL, render_finished_at = NULL,
+                 failed_step = NULL, error_code = NULL, error_retryable = NULL, updated_at = now()
+             WHERE id = $1 AND state = 'failed' AND state_version = $2"
+        };
+        self.move_and_queue(&latest, sql, request_id).await?.ok_or(CommandError::NotFailed)
+    }
+
+    /// Renders the card again in `theme` (step 2 only).
+    pub async fn rerender(&self, owner_id: Uuid, theme: &str, request_id: Option<&str>) -> Result<PersonaRow, CommandError> {
+        let latest = personas::latest_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+        if latest.state == PersonaState::Rendering && latest.theme == theme {
+            return Ok(latest);
+        }
+        if latest.state != PersonaState::Ready {
+            return Err(CommandError::NotReady);
+        }
+        let client = self.db.get().await.context("connecting to PostgreSQL")?;
+        client
+            .execute("UPDATE personas SET theme = $2 WHERE id = $1", &[&latest.id, &theme])
+            .await
+            .context("setting the theme")?;
+        drop(client);
+        let sql = "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
+                 render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
+                 render_finished_at = NULL, updated_at = now()
+             WHERE id = $1 AND state = 'ready' AND state_version = $2";
+        self.move_and_queue(&latest, sql, request_id).await?.ok_or(CommandError::NotReady)
+    }
+
+    async fn move_and_queue(&self, row: &PersonaRow, sql: &str, request_id: Option<&str>) -> anyhow::Result<Option<PersonaRow>> {
+        let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await?;
+        let Some(moved) = personas::transition(&tx, sql, &[&row.id, &row.state_version]).await? else {
+            return Ok(None);
+        };
+        let (queue, body) = match moved.state {
+            PersonaState::Rendering => ("render", serde_json::to_value(RenderJob { persona_id: moved.id, generation: moved.render_generation })?),
+            _ => ("synthesize", serde_json::json!({ "persona_id": moved.id })),
+        };
+        let outbox_id = Uuid::now_v7();
+        tx.execute(
+            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, $2, $3, $4)",
+            &[&outbox_id, &queue, &body, &request_id],
+        )
+        .await?;
+        tx.commit().await?;
+        drop(client);
+        self.publisher.publish(&self.db, &[outbox_id]).await;
+        self.write_status(&moved).await;
+        Ok(Some(moved))
+    }
+
+    /// Publishes or unpublishes the owner's newest ready persona.
+    pub async fn set_public(&self, owner_id: Uuid, is_public: bool) -> Result<PersonaRow, CommandError> {
+        let ready = personas::latest_ready_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+        let client = self.db.get().await.context("connecting to PostgreSQL")?;
+        let row = client
+            .query_one(
+                &format!("UPDATE personas SET is_public = $2 WHERE id = $1 RETURNING {}", personas::COLUMNS),
+                &[&ready.id, &is_public],
+            )
+            .await
+            .context("publishing the persona")?;
+        Ok(personas::from_row(&row))
+    }
+}

@@ -1,0 +1,146 @@
+//! Step 2: render the three card sizes, upload them under content-addressed keys with immutable
+//! caching, and mark the persona `ready`. Uploading is idempotent (the same card has the same
+//! key), so a redelivered message that already uploaded just finds the row moved on.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use aws_lc_rs::digest;
+use aws_sdk_s3::primitives::ByteStream;
+use cards::{Card, CardData, Size, Theme};
+use domain::personas::PersonaState;
+use platform::worker::{Message, StepError};
+use tracing::{info, warn, Instrument};
+
+use crate::{personas::{self, StoredCard}, FaultPoint, RenderJob, Saga};
+
+/// Cards never change once written: a new render gets a new key.
+pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+fn retryable(error: anyhow::Error) -> StepError {
+    StepError::retryable(error)
+}
+
+impl Saga {
+    pub async fn render(&self, message: Message<RenderJob>) -> Result<(), StepError> {
+        let span = tracing::info_span!("step", persona_id = %message.body.persona_id, step = "render_card");
+        self.render_step(message).instrument(span).await
+    }
+
+    async fn render_step(&self, message: Message<RenderJob>) -> Result<(), StepError> {
+        let RenderJob { persona_id: id, generation } = message.body;
+        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
+            return Err(StepError::permanent("unknown_persona"));
+        };
+        if row.state != PersonaState::Rendering || row.render_generation != generation {
+            info!(state = row.state.as_str(), "render message for a finished or newer render; nothing to do");
+            // A crash after the commit may have skipped the status write; it is idempotent.
+            self.write_status(&row).await;
+            return Ok(());
+        }
+        let Some(row) = personas::transition(
+            &client,
+            "UPDATE personas SET state_version = state_version + 1, render_attempts = render_attempts + 1,
+                 render_started_at = COALESCE(render_started_at, now()), updated_at = now()
+             WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
+            &[&id, &generation],
+        )
+        .await
+        .map_err(retryable)?
+        else {
+            return Ok(());
+        };
+        drop(client);
+        self.write_status(&row).await;
+
+        let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats) else {
+            self.fail(&row, "render_card", "missing_synthesis", false).await?;
+            return Ok(());
+        };
+        let data = CardData {
+            name,
+            archetype,
+            stats,
+            share_url: format!("{}/p/{id}", self.config.frontend_url),
+            theme: Theme::parse(&row.theme).unwrap_or(Theme::Default),
+        };
+        let started = Instant::now();
+        let renderer = self.clone();
+        // CPU-bound; a panic inside the renderer is contained and fails this persona only.
+        let rendered = tokio::task::spawn_blocking(move || renderer.renderer().render_all(&data)).await;
+        let cards = match rendered {
+            Ok(Ok(cards)) => cards,
+            Ok(Err(error)) => {
+                warn!(error = %error, "rendering failed");
+                self.fail(&row, "render_card", "render_failed", false).await?;
+                return Ok(());
+            }
+            Err(_) => {
+                warn!("the renderer panicked");
+                self.fail(&row, "render_card", "render_failed", false).await?;
+                return Ok(());
+            }
+        };
+        info!(render_ms = started.elapsed().as_secs_f64() * 1000.0, "cards rendered");
+        let mut stored = Vec::with_capacity(cards.len());
+        for card in &cards {
+            stored.push(self.upload(id, card).await.map_err(retryable)?);
+        }
+        self.faults.at(FaultPoint::AfterUploadBeforeCommit)?;
+        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let ready = personas::transition(
+            &client,
+            "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
+                 render_finished_at = now(), failed_step = NULL, error_code = NULL,
+                 error_retryable = NULL, updated_at = now()
+             WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
+            &[&id, &generation, &serde_json::to_value(&stored).map_err(|e| retryable(e.into()))?],
+        )
+        .await
+        .map_err(retryable)?;
+        drop(client);
+        let Some(ready) = ready else {
+            info!("another delivery finished the render first");
+            return Ok(());
+        };
+        self.faults.at(FaultPoint::AfterRenderCommitBeforeStatus)?;
+        self.write_status(&ready).await;
+        info!("persona ready");
+        Ok(())
+    }
+
+    async fn upload(&self, persona_id: uuid::Uuid, card: &Card) -> anyhow::Result<StoredCard> {
+        let hash: String = digest::digest(&digest::SHA256, &card.png)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let key = format!("cards/{persona_id}/{hash}.png");
+        self.aws
+            .s3
+            .put_object()
+            .bucket(&self.config.cards_bucket)
+            .key(&key)
+            .content_type("image/png")
+            .cache_control(CACHE_CONTROL)
+            .body(ByteStream::from(card.png.clone()))
+            .send()
+            .await
+            .context("uploading a card")?;
+        Ok(StoredCard {
+            size: size_name(card.size).to_owned(),
+            key,
+            width: card.width,
+            height: card.height,
+        })
+    }
+}
+
+pub fn size_name(size: Size) -> &'static str {
+    match size {
+        Size::Square => "square",
+        Size::Story => "story",
+        Size::Link => "link",
+    }
+}

@@ -1,0 +1,178 @@
+//! The scheduled sweeper: keeps every job moving.
+//!
+//! 1. Republishes outbox rows not sent within `outbox_after` (a crash or SQS outage between
+//!    commit and publish).
+//! 2. Re-drives jobs stuck in `queued`, `synthesizing` or `rendering` for longer than
+//!    `stuck_after` (their message was lost, or a worker died after its message was deleted).
+//! 3. Turns messages that reached a dead-letter queue into a `failed` persona with a reason the
+//!    user sees (and can retry). Messages it cannot attribute stay in the DLQ for ops.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use domain::personas::PersonaState;
+use platform::worker::FAILURE_REASON_ATTRIBUTE;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::{personas, RenderJob, Saga};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    pub outbox_after: Duration,
+    pub stuck_after: Duration,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            outbox_after: Duration::from_secs(30),
+            // Twice the longest step (the synthesize worker's 60 s timeout).
+            stuck_after: Duration::from_secs(180),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub republished: usize,
+    pub redriven: usize,
+    pub dead_lettered: usize,
+}
+
+impl Saga {
+    pub async fn sweep(&self, settings: SweepSettings) -> anyhow::Result<SweepReport> {
+        let republished = self.publisher.publish_stale(&self.db, settings.outbox_after).await?;
+        let redriven = self.redrive_stuck(settings.stuck_after).await?;
+        let mut dead_lettered = 0;
+        for (queue_url, step) in [
+            (self.config.synthesize_dlq_url.clone(), "synthesize"),
+            (self.config.render_dlq_url.clone(), "render_card"),
+        ] {
+            dead_lettered += self.drain_dead_letters(&queue_url, step).await?;
+        }
+        let report = SweepReport { republished, redriven, dead_lettered };
+        info!(?report, "sweep finished");
+        Ok(report)
+    }
+
+    async fn redrive_stuck(&self, stuck_after: Duration) -> anyhow::Result<usize> {
+        let client = self.db.get().await.context("connecting to PostgreSQL")?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM personas p
+                     WHERE state IN ('queued', 'synthesizing', 'rendering')
+                       AND updated_at < now() - make_interval(secs => $1)
+                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL
+                                       AND o.body->>'persona_id' = p.id::text)
+                     ORDER BY updated_at LIMIT 100",
+                    personas::COLUMNS
+                ),
+                &[&stuck_after.as_secs_f64()],
+            )
+            .await
+            .context("finding stuck jobs")?;
+        drop(client);
+        let mut redriven = 0;
+        for row in rows.iter().map(personas::from_row) {
+            let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+            let tx = client.transaction().await?;
+            // CAS: a worker that moves the row meanwhile wins, and we leave it alone.
+            let touched = tx
+                .execute(
+                    "UPDATE personas SET updated_at = now() WHERE id = $1 AND state_version = $2",
+                    &[&row.id, &row.state_version],
+                )
+                .await?;
+            if touched == 0 {
+                continue;
+            }
+            let (queue, body) = match row.state {
+                PersonaState::Rendering => (
+                    "render",
+                    serde_json::to_value(RenderJob { persona_id: row.id, generation: row.render_generation })?,
+                ),
+                _ => ("synthesize", serde_json::json!({ "persona_id": row.id })),
+            };
+            let outbox_id = Uuid::now_v7();
+            tx.execute(
+                "INSERT INTO outbox (id, queue, body) VALUES ($1, $2, $3)",
+                &[&outbox_id, &queue, &body],
+            )
+            .await?;
+            tx.commit().await?;
+            drop(client);
+            warn!(persona_id = %row.id, state = row.state.as_str(), "re-driving a stuck job");
+            self.publisher.publish(&self.db, &[outbox_id]).await;
+            redriven += 1;
+        }
+        Ok(redriven)
+    }
+
+    async fn drain_dead_letters(&self, queue_url: &str, step: &str) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        for _ in 0..10 {
+            let messages = self
+                .aws
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .visibility_timeout(60)
+                .send()
+                .await
+                .context("reading a dead-letter queue")?
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for message in messages {
+                let persona_id = message
+                    .body
+                    .as_deref()
+                    .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+                    .and_then(|body| body["persona_id"].as_str().and_then(|id| id.parse::<Uuid>().ok()));
+                let Some(persona_id) = persona_id else {
+                    warn!(step, "a dead-lettered message names no persona; left for ops");
+                    if let Some(handle) = &message.receipt_handle {
+                        let _ = self.aws.sqs.change_message_visibility().queue_url(queue_url)
+                            .receipt_handle(handle).visibility_timeout(43_200).send().await;
+                    }
+                    continue;
+                };
+                let reason = message
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(FAILURE_REASON_ATTRIBUTE))
+                    .and_then(MessageAttributeValue::string_value)
+                    .filter(|r| r.len() <= 40 && r.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or("dead_lettered")
+                    .to_owned();
+                let client = self.db.get().await.context("connecting to PostgreSQL")?;
+                let failed = personas::transition(
+                    &client,
+                    "UPDATE personas SET state = 'failed', state_version = state_version + 1,
+                         failed_step = $2, error_code = $3, error_retryable = true, updated_at = now()
+                     WHERE id = $1 AND state IN ('queued', 'synthesizing', 'rendering')",
+                    &[&persona_id, &step, &reason],
+                )
+                .await?;
+                drop(client);
+                if let Some(failed) = failed {
+                    warn!(persona_id = %persona_id, step, reason, "dead-lettered job marked failed");
+                    self.write_status(&failed).await;
+                }
+                if let Some(handle) = &message.receipt_handle {
+                    self.aws.sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await
+                        .context("deleting a handled dead letter")?;
+                }
+                handled += 1;
+            }
+        }
+        Ok(handled)
+    }
+}
