@@ -162,6 +162,8 @@ pub struct TestApp {
     pub resources: LocalResources,
     pub database_url: String,
     pub template: Template,
+    /// The configuration overrides the app was built with (workers must share its keys).
+    pub overrides: BTreeMap<String, String>,
 }
 
 /// Builder for [`TestApp`], for tests that need to adjust the configuration.
@@ -195,6 +197,9 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| GOOGLE_CLIENT_ID.into());
     devstack::stack::local_defaults(&mut overrides);
+    overrides
+        .entry("LLM_RETRY_BASE_MS".into())
+        .or_insert_with(|| "10".into());
     let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
         .expect("the template configures the HTTP function");
     let mut state = AppState::new(config, aws.clone()).expect("building the app state");
@@ -228,6 +233,20 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
         resources,
         database_url,
         template,
+        overrides,
+    }
+}
+
+/// The saga workers of a test app, polling its real queues like Lambda's event source mappings,
+/// plus a fast sweeper. Stopped when dropped.
+pub struct Workers {
+    pub saga: saga::Saga,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 
@@ -276,6 +295,123 @@ impl TestApp {
 
     pub fn config(&self) -> &Config {
         &self.state.config
+    }
+
+    /// A saga configured like the template's worker functions (sharing this app's keys), with
+    /// `extra` overrides.
+    pub fn saga(&self, extra: &[(&str, &str)]) -> saga::Saga {
+        let mut overrides = self.overrides.clone();
+        for (name, value) in extra {
+            overrides.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = function_config(
+            &self.template,
+            "SynthesizeFunction",
+            &self.resources,
+            &overrides,
+        )
+        .expect("the template configures the worker functions");
+        saga::Saga::new(config, self.aws.clone()).expect("building the saga")
+    }
+
+    /// Starts the workers for `saga` (see [`Workers`]).
+    pub fn start_workers(&self, saga: saga::Saga) -> Workers {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let workers = devstack::stack::saga_workers(&saga);
+        for poller in
+            devstack::stack::pollers(&self.template, &self.resources, &workers).expect("pollers")
+        {
+            tokio::spawn(poller.run(self.aws.sqs.clone(), cancel.clone()));
+        }
+        tokio::spawn(devstack::stack::sweeper_loop(
+            saga.clone(),
+            saga::sweeper::SweepSettings {
+                outbox_after: std::time::Duration::from_millis(300),
+                stuck_after: std::time::Duration::from_secs(20),
+            },
+            std::time::Duration::from_millis(300),
+            cancel.clone(),
+        ));
+        Workers { saga, cancel }
+    }
+
+    /// Signs in an owner, creates a survey and has `answers` different friends answer it.
+    /// Returns (owner access token, owner id, survey id).
+    pub async fn survey_with_answers(
+        &self,
+        owner_email: &str,
+        answers: u8,
+    ) -> (String, String, String) {
+        let owner = self.dev_sign_in(owner_email, "Mira Kim").await;
+        let token = owner["access_token"].as_str().expect("token").to_owned();
+        let survey: serde_json::Value = self
+            .http
+            .post(self.url("/v1/surveys"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("creating a survey")
+            .json()
+            .await
+            .expect("a survey");
+        let survey_id = survey["id"].as_str().expect("survey id").to_owned();
+        for friend in 0..answers {
+            self.answer(&survey_id, friend).await;
+        }
+        (
+            token,
+            owner["user"]["id"].as_str().expect("id").to_owned(),
+            survey_id,
+        )
+    }
+
+    /// Friend number `friend` (its own address and fingerprint) answers the survey.
+    pub async fn answer(&self, survey_id: &str, friend: u8) {
+        let response = self
+            .client_from(100 + friend)
+            .post(self.url(&format!("/v1/surveys/{survey_id}/responses")))
+            .header("x-fingerprint", format!("friend-{friend}"))
+            .json(&serde_json::json!({"answers": {
+                "charisma_room": 1 + friend % 5, "charisma_story": 4, "intellect_curious": 5,
+                "intellect_advice": 4, "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2,
+                "energy_late": 3, "first_impression": "warm_open", "in_a_crisis": "cheers_everyone",
+                "three_words": "bright, loyal, funny",
+            }}))
+            .send()
+            .await
+            .expect("answering");
+        assert_eq!(response.status(), 201, "friend {friend} could not answer");
+    }
+
+    /// Polls the status route until `state` (or panics after `within`); returns the status.
+    pub async fn wait_for_state(
+        &self,
+        token: &str,
+        state: &str,
+        within: std::time::Duration,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let status: serde_json::Value = self
+                .http
+                .get(self.url("/v1/personas/me/status"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("polling")
+                .json()
+                .await
+                .expect("a status");
+            if status["state"] == state {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached {state}: {status}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The local URL, ARN and name of template resource `logical_id`.

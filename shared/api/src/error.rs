@@ -168,7 +168,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let Self::Unexpected(cause) = &self {
-            tracing::error!(error = platform::telemetry::describe(cause), "unexpected error");
+            tracing::error!(
+                error = platform::telemetry::describe(cause),
+                "unexpected error"
+            );
         }
         let problem = self.problem();
         let body = ErrorBody {

@@ -123,7 +123,8 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
-        self.run_with(state, Digest::Plain, scope, request, operation).await
+        self.run_with(state, Digest::Plain, scope, request, operation)
+            .await
     }
 
     /// [`IdempotencyKey::run`] for anonymous routes: the record's key and request hash are
@@ -141,7 +142,8 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
-        self.run_with(state, Digest::Keyed(day_key), scope, request, operation).await
+        self.run_with(state, Digest::Keyed(day_key), scope, request, operation)
+            .await
     }
 
     async fn run_with<F, Fut>(
@@ -163,7 +165,9 @@ impl IdempotencyKey {
             state,
             pk: match digest {
                 Digest::Plain => format!("idem#{scope}#{key}"),
-                Digest::Keyed(_) => format!("idem#{}", digest.of(format!("{scope}#{key}").as_bytes())),
+                Digest::Keyed(_) => {
+                    format!("idem#{}", digest.of(format!("{scope}#{key}").as_bytes()))
+                }
             },
             round_expiry: matches!(digest, Digest::Keyed(_)),
         };

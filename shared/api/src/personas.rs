@@ -122,7 +122,11 @@ fn command_error(error: CommandError) -> ApiError {
         (status = 409, description = "`not_enough_responses`, or the same key in progress", body = ErrorBody),
     )
 )]
-pub async fn synthesize_persona(State(state): State<AppState>, user: AuthUser, key: IdempotencyKey) -> Result<Response, ApiError> {
+pub async fn synthesize_persona(
+    State(state): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+) -> Result<Response, ApiError> {
     key.run(&state, &format!("personas.synthesize#{}", user.id), &(), || async {
         let request_id = request_context::current_request_id();
         let row = match state.saga.request_synthesis(user.id, request_id.as_deref()).await {
@@ -159,18 +163,28 @@ pub async fn synthesize_persona(State(state): State<AppState>, user: AuthUser, k
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
-pub async fn persona_status(State(state): State<AppState>, user: AuthUser, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn persona_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let (status, sequence) = state
         .status
         .get(user.id)
         .await?
         .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0));
     let etag = format!("\"{sequence}\"");
-    let running = matches!(status.state, PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering);
+    let running = matches!(
+        status.state,
+        PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering
+    );
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -200,7 +214,10 @@ pub async fn persona_status(State(state): State<AppState>, user: AuthUser, heade
         (status = 404, description = "No ready persona yet", body = ErrorBody),
     )
 )]
-pub async fn my_persona(State(state): State<AppState>, user: AuthUser) -> Result<Json<PersonaView>, ApiError> {
+pub async fn my_persona(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<PersonaView>, ApiError> {
     let row = personas::latest_ready_of(&state.db, user.id)
         .await?
         .ok_or_else(|| command_error(CommandError::NoPersona))?;
@@ -208,7 +225,8 @@ pub async fn my_persona(State(state): State<AppState>, user: AuthUser) -> Result
 }
 
 pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, ApiError> {
-    let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats) else {
+    let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats)
+    else {
         return Err(anyhow::anyhow!("a ready persona without its synthesis").into());
     };
     let mut sizes = Vec::with_capacity(row.cards.len());
@@ -219,7 +237,10 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
             .get_object()
             .bucket(&state.config.cards_bucket)
             .key(&card.key)
-            .presigned(PresigningConfig::expires_in(Duration::from_secs(3600)).map_err(anyhow::Error::from)?)
+            .presigned(
+                PresigningConfig::expires_in(Duration::from_secs(3600))
+                    .map_err(anyhow::Error::from)?,
+            )
             .await
             .map_err(anyhow::Error::from)?;
         sizes.push(CardSize {
@@ -229,13 +250,16 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
             height: card.height,
         });
     }
-    let card = sizes.iter().find(|s| s.size == "square").map(|square| CardView {
-        url: square.url.clone(),
-        theme: row.theme.clone(),
-        width: square.width,
-        height: square.height,
-        sizes: Vec::new(),
-    });
+    let card = sizes
+        .iter()
+        .find(|s| s.size == "square")
+        .map(|square| CardView {
+            url: square.url.clone(),
+            theme: row.theme.clone(),
+            width: square.width,
+            height: square.height,
+            sizes: Vec::new(),
+        });
     Ok(PersonaView {
         id: row.id,
         version: row.version,
@@ -268,9 +292,16 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
         (status = 409, description = "The persona has not failed", body = ErrorBody),
     )
 )]
-pub async fn retry_persona(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+pub async fn retry_persona(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Response, ApiError> {
     let request_id = request_context::current_request_id();
-    let row = state.saga.retry(user.id, request_id.as_deref()).await.map_err(command_error)?;
+    let row = state
+        .saga
+        .retry(user.id, request_id.as_deref())
+        .await
+        .map_err(command_error)?;
     tracing::info!(persona_id = %row.id, "persona retry requested");
     Ok(accepted(&personas::status_of(&row)))
 }
@@ -331,6 +362,10 @@ pub async fn update_persona(
     user: AuthUser,
     ApiJson(request): ApiJson<PersonaPatch>,
 ) -> Result<Json<PersonaView>, ApiError> {
-    let row = state.saga.set_public(user.id, request.is_public).await.map_err(command_error)?;
+    let row = state
+        .saga
+        .set_public(user.id, request.is_public)
+        .await
+        .map_err(command_error)?;
     Ok(Json(view(&state, &row).await?))
 }

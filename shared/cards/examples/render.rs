@@ -13,13 +13,23 @@ fn main() {
         let data = CardData {
             name: name.clone(),
             archetype: Archetype::Deredere,
-            stats: Stats { charisma: 82, intellect: 64, kindness: 91, energy: 47 },
+            stats: Stats {
+                charisma: 82,
+                intellect: 64,
+                kindness: 91,
+                energy: 47,
+            },
             share_url: "http://localhost:5173/p/0190f0c2-7d1e-7a4c-9a51-2b6c1f3e9d10".into(),
             theme,
         };
         for size in Size::ALL {
             let card = renderer.render(&data, size).expect("rendering");
-            let path = format!("{folder}/{}-{}x{}.png", theme.name(), card.width, card.height);
+            let path = format!(
+                "{folder}/{}-{}x{}.png",
+                theme.name(),
+                card.width,
+                card.height
+            );
             std::fs::write(&path, &card.png).expect("writing");
             println!("{path} ({} bytes)", card.png.len());
         }

@@ -29,22 +29,55 @@ struct Frame {
 fn frame(size: Size) -> Frame {
     match size {
         Size::Square => Frame {
-            width: 1080.0, height: 1080.0, pad: 80.0,
-            name_top: 170.0, name_max: 92.0, name_min: 52.0, name_width: 920.0,
-            archetype_size: 40.0, stats_top: 470.0, stats_width: 560.0, bar_gap: 96.0, stat_size: 30.0,
-            qr_x: 740.0, qr_y: 740.0, qr_size: 260.0,
+            width: 1080.0,
+            height: 1080.0,
+            pad: 80.0,
+            name_top: 170.0,
+            name_max: 92.0,
+            name_min: 52.0,
+            name_width: 920.0,
+            archetype_size: 40.0,
+            stats_top: 470.0,
+            stats_width: 560.0,
+            bar_gap: 96.0,
+            stat_size: 30.0,
+            qr_x: 740.0,
+            qr_y: 740.0,
+            qr_size: 260.0,
         },
         Size::Story => Frame {
-            width: 1080.0, height: 1920.0, pad: 90.0,
-            name_top: 360.0, name_max: 104.0, name_min: 56.0, name_width: 900.0,
-            archetype_size: 46.0, stats_top: 760.0, stats_width: 900.0, bar_gap: 130.0, stat_size: 36.0,
-            qr_x: 370.0, qr_y: 1390.0, qr_size: 340.0,
+            width: 1080.0,
+            height: 1920.0,
+            pad: 90.0,
+            name_top: 360.0,
+            name_max: 104.0,
+            name_min: 56.0,
+            name_width: 900.0,
+            archetype_size: 46.0,
+            stats_top: 760.0,
+            stats_width: 900.0,
+            bar_gap: 130.0,
+            stat_size: 36.0,
+            qr_x: 370.0,
+            qr_y: 1390.0,
+            qr_size: 340.0,
         },
         Size::Link => Frame {
-            width: 1200.0, height: 630.0, pad: 56.0,
-            name_top: 120.0, name_max: 72.0, name_min: 40.0, name_width: 800.0,
-            archetype_size: 32.0, stats_top: 300.0, stats_width: 760.0, bar_gap: 70.0, stat_size: 24.0,
-            qr_x: 920.0, qr_y: 175.0, qr_size: 240.0,
+            width: 1200.0,
+            height: 630.0,
+            pad: 56.0,
+            name_top: 120.0,
+            name_max: 72.0,
+            name_min: 40.0,
+            name_width: 800.0,
+            archetype_size: 32.0,
+            stats_top: 300.0,
+            stats_width: 760.0,
+            bar_gap: 70.0,
+            stat_size: 24.0,
+            qr_x: 920.0,
+            qr_y: 175.0,
+            qr_size: 240.0,
         },
     }
 }
@@ -64,16 +97,28 @@ pub struct NameLayout {
 pub fn fit_name(fonts: &Fonts, name: &str, size: Size) -> NameLayout {
     let f = frame(size);
     let name = fonts.drawable(name.trim());
-    let name = if name.trim().is_empty() { "Mirai".to_owned() } else { name };
+    let name = if name.trim().is_empty() {
+        "Mirai".to_owned()
+    } else {
+        name
+    };
     let per_px = |text: &str| measure(fonts, text) / 100.0;
     let fits = |lines: &[String], font_size: f32| {
-        lines.iter().map(|l| per_px(l) * font_size).fold(0.0, f32::max)
+        lines
+            .iter()
+            .map(|l| per_px(l) * font_size)
+            .fold(0.0, f32::max)
     };
     let one = vec![name.clone()];
     let unit = fits(&one, 1.0);
     if unit * f.name_min <= f.name_width {
         let font_size = (f.name_width / unit.max(0.001)).min(f.name_max);
-        return NameLayout { width: unit * font_size, lines: one, font_size, max_width: f.name_width };
+        return NameLayout {
+            width: unit * font_size,
+            lines: one,
+            font_size,
+            max_width: f.name_width,
+        };
     }
     // Two lines, split at the space nearest the middle (or mid-string for unspaced scripts).
     let chars: Vec<char> = name.chars().collect();
@@ -90,7 +135,8 @@ pub fn fit_name(fonts: &Fonts, name: &str, size: Size) -> NameLayout {
         chars[split..].iter().collect::<String>().trim().to_owned(),
     ];
     lines.retain(|l| !l.is_empty());
-    let font_size = (f.name_width / fits(&lines, 1.0).max(0.001)).clamp(f.name_min, f.name_max * 0.8);
+    let font_size =
+        (f.name_width / fits(&lines, 1.0).max(0.001)).clamp(f.name_min, f.name_max * 0.8);
     for line in &mut lines {
         while per_px(line) * font_size > f.name_width && line.chars().count() > 1 {
             let mut shorter: Vec<char> = line.trim_end_matches('…').chars().collect();
@@ -98,7 +144,12 @@ pub fn fit_name(fonts: &Fonts, name: &str, size: Size) -> NameLayout {
             *line = format!("{}…", shorter.into_iter().collect::<String>().trim_end());
         }
     }
-    NameLayout { width: fits(&lines, font_size), lines, font_size, max_width: f.name_width }
+    NameLayout {
+        width: fits(&lines, font_size),
+        lines,
+        font_size,
+        max_width: f.name_width,
+    }
 }
 
 /// Shaped width of `text` at 100 px, measured by laying it out with the bundled fonts.
@@ -159,7 +210,10 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
             text = escape(line),
         );
     }
-    let archetype_y = f.name_top + name.font_size + (name.lines.len() as f32 - 1.0) * line_height + f.archetype_size * 1.9;
+    let archetype_y = f.name_top
+        + name.font_size
+        + (name.lines.len() as f32 - 1.0) * line_height
+        + f.archetype_size * 1.9;
     let _ = writeln!(
         svg,
         r#"<text x="{x}" y="{y}" font-size="{size}" font-weight="700" fill="{accent}">{name}</text>
@@ -176,7 +230,11 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
     );
     let stats_top = f.stats_top.max(archetype_y + f.archetype_size * 2.6);
     let stats = data.stats.as_array();
-    for (i, (label, value)) in ["Charisma", "Intellect", "Kindness", "Energy"].iter().zip(stats).enumerate() {
+    for (i, (label, value)) in ["Charisma", "Intellect", "Kindness", "Energy"]
+        .iter()
+        .zip(stats)
+        .enumerate()
+    {
         let y = stats_top + i as f32 * f.bar_gap;
         let bar_y = y + f.stat_size * 0.5;
         let bar_h = f.stat_size * 0.7;
@@ -204,7 +262,8 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
 
 /// A QR code with a 4-module quiet zone on white, so any reader decodes it on any theme.
 fn qr(svg: &mut String, url: &str, x: f32, y: f32, size: f32) -> Result<(), RenderError> {
-    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M).map_err(|_| RenderError::Qr)?;
+    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)
+        .map_err(|_| RenderError::Qr)?;
     let modules = code.width();
     let colors = code.to_colors();
     let total = modules + 8;
@@ -212,7 +271,11 @@ fn qr(svg: &mut String, url: &str, x: f32, y: f32, size: f32) -> Result<(), Rend
     let unit = (size / total as f32).floor().max(1.0);
     let (x, y, size) = {
         let drawn = unit * total as f32;
-        ((x + (size - drawn) / 2.0).round(), (y + (size - drawn) / 2.0).round(), drawn)
+        (
+            (x + (size - drawn) / 2.0).round(),
+            (y + (size - drawn) / 2.0).round(),
+            drawn,
+        )
     };
     let _ = write!(
         svg,

@@ -94,16 +94,26 @@ impl Renderer {
             font_family: fonts::PRIMARY_FAMILY.to_owned(),
             ..usvg::Options::default()
         };
-        let tree = usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
-        let mut pixmap = tiny_skia::Pixmap::new(width, height).ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
+        let tree =
+            usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
+        let mut pixmap = tiny_skia::Pixmap::new(width, height)
+            .ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
         resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
         let png = encode_rgb(&pixmap)?;
-        Ok(Card { size, width, height, png })
+        Ok(Card {
+            size,
+            width,
+            height,
+            png,
+        })
     }
 
     /// Renders every size.
     pub fn render_all(&self, data: &CardData) -> Result<Vec<Card>, RenderError> {
-        Size::ALL.iter().map(|size| self.render(data, *size)).collect()
+        Size::ALL
+            .iter()
+            .map(|size| self.render(data, *size))
+            .collect()
     }
 
     /// The name as the card will show it: unsupported characters removed, lines and font size
@@ -127,8 +137,12 @@ fn encode_rgb(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>, RenderError> {
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_compression(png::Compression::Fast);
-        let mut writer = encoder.write_header().map_err(|e| RenderError::Png(e.to_string()))?;
-        writer.write_image_data(&rgb).map_err(|e| RenderError::Png(e.to_string()))?;
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        writer
+            .write_image_data(&rgb)
+            .map_err(|e| RenderError::Png(e.to_string()))?;
     }
     Ok(out)
 }

@@ -103,7 +103,10 @@ mod tests {
             for text in [p.text, p.muted, p.accent] {
                 for background in [p.background_from, p.background_to] {
                     let ratio = contrast(text, background);
-                    assert!(ratio >= 4.5, "{theme:?}: {text} on {background} is {ratio:.2}:1");
+                    assert!(
+                        ratio >= 4.5,
+                        "{theme:?}: {text} on {background} is {ratio:.2}:1"
+                    );
                 }
             }
         }

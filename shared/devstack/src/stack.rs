@@ -174,7 +174,12 @@ pub fn saga_workers(saga: &saga::Saga) -> Workers {
 
 /// Runs the sweeper every `every` until `shutdown` (the template schedules it every minute; the
 /// local stack runs it more often so a lost message is noticed quickly).
-pub async fn sweeper_loop(saga: saga::Saga, settings: saga::sweeper::SweepSettings, every: std::time::Duration, shutdown: CancellationToken) {
+pub async fn sweeper_loop(
+    saga: saga::Saga,
+    settings: saga::sweeper::SweepSettings,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

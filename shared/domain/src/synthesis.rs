@@ -49,7 +49,9 @@ pub fn aggregate(bank: &QuestionBank, owner_first_name: &str, responses: &[Answe
     let mut words = Vec::new();
     for answers in responses {
         for question in &bank.questions {
-            let Some(answer) = answers.get(question.id) else { continue };
+            let Some(answer) = answers.get(question.id) else {
+                continue;
+            };
             match (&question.kind, answer) {
                 (QuestionKind::Scale { min, max, stat, .. }, AnswerValue::Scale(value)) => {
                     let span = u32::from(max - min).max(1);
@@ -95,7 +97,10 @@ pub fn aggregate(bank: &QuestionBank, owner_first_name: &str, responses: &[Answe
         owner_first_name: owner_first_name.to_owned(),
         response_count: responses.len(),
         stats,
-        archetype_votes: archetype_votes.into_iter().filter(|(_, n)| *n > 0).collect(),
+        archetype_votes: archetype_votes
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect(),
         leading_archetype,
         words,
     }
@@ -141,9 +146,13 @@ impl PersonaText {
         let check = |field: &str, value: &str, min: usize, max: usize| {
             let length = value.trim().chars().count();
             if !(min..=max).contains(&length) {
-                return Err(InvalidText(format!("{field} must have {min} to {max} characters")));
+                return Err(InvalidText(format!(
+                    "{field} must have {min} to {max} characters"
+                )));
             }
-            if value.contains(['<', '>', '`', '*', '#', '[', ']', '{', '}']) || value.contains("http") {
+            if value.contains(['<', '>', '`', '*', '#', '[', ']', '{', '}'])
+                || value.contains("http")
+            {
                 return Err(InvalidText(format!("{field} must be plain text")));
             }
             if value.chars().any(|c| c.is_control() && c != '\n') {
@@ -178,7 +187,11 @@ pub fn rule_based(brief: &Brief) -> PersonaText {
         named.sort_by(|a, b| b.1.cmp(&a.1));
         named
     };
-    let mut traits: Vec<String> = ranked.iter().take(2).map(|(t, _)| (*t).to_owned()).collect();
+    let mut traits: Vec<String> = ranked
+        .iter()
+        .take(2)
+        .map(|(t, _)| (*t).to_owned())
+        .collect();
     traits.push(
         match archetype {
             Archetype::Tsundere => "Secretly sweet",
@@ -259,9 +272,21 @@ mod tests {
         let brief = aggregate(
             &bank,
             "Mira",
-            &[response(5, "warm_open", "has_a_plan", "a"), response(4, "warm_open", "has_a_plan", "b"), response(3, "calm_unreadable", "has_a_plan", "c")],
+            &[
+                response(5, "warm_open", "has_a_plan", "a"),
+                response(4, "warm_open", "has_a_plan", "b"),
+                response(3, "calm_unreadable", "has_a_plan", "c"),
+            ],
         );
-        assert_eq!(brief.stats, Stats { charisma: 75, intellect: 100, kindness: 0, energy: 50 });
+        assert_eq!(
+            brief.stats,
+            Stats {
+                charisma: 75,
+                intellect: 100,
+                kindness: 0,
+                energy: 50
+            }
+        );
         assert_eq!(brief.archetype_votes[0], (Archetype::Kamidere, 3));
         assert_eq!(brief.leading_archetype, Archetype::Kamidere);
         assert_eq!(brief.words, ["a", "b", "c"]);
@@ -281,7 +306,11 @@ mod tests {
     #[test]
     fn the_rule_based_text_passes_the_schema_for_every_archetype() {
         let bank = question_bank(1).unwrap();
-        let mut brief = aggregate(&bank, "Mira", &[response(3, "warm_open", "has_a_plan", "z")]);
+        let mut brief = aggregate(
+            &bank,
+            "Mira",
+            &[response(3, "warm_open", "has_a_plan", "z")],
+        );
         for archetype in Archetype::ALL {
             brief.leading_archetype = archetype;
             let text = rule_based(&brief);
@@ -294,7 +323,11 @@ mod tests {
     #[test]
     fn the_schema_refuses_markup_bad_lengths_and_unknown_archetypes() {
         let bank = question_bank(1).unwrap();
-        let good = rule_based(&aggregate(&bank, "Mira", &[response(3, "warm_open", "has_a_plan", "z")]));
+        let good = rule_based(&aggregate(
+            &bank,
+            "Mira",
+            &[response(3, "warm_open", "has_a_plan", "z")],
+        ));
         let mut markup = good.clone();
         markup.name = "<b>Mira</b>".into();
         assert!(markup.validate().is_err());

@@ -80,7 +80,10 @@ chat line, at most 280 characters). Plain text only: no markdown, no HTML, no li
 impl OpenAiCompatible {
     fn model(&self, attempt: u32) -> &str {
         let index = (attempt.max(1) as usize - 1) % self.models.len().max(1);
-        self.models.get(index).map(String::as_str).unwrap_or("gpt-4o-mini")
+        self.models
+            .get(index)
+            .map(String::as_str)
+            .unwrap_or("gpt-4o-mini")
     }
 
     async fn write(&self, brief: &Brief, attempt: u32) -> Result<Written, LlmError> {
@@ -109,7 +112,11 @@ impl OpenAiCompatible {
             request = request.bearer_auth(key);
         }
         let response = request.send().await.map_err(|error| {
-            LlmError::Transient(if error.is_timeout() { "timeout".into() } else { "network".into() })
+            LlmError::Transient(if error.is_timeout() {
+                "timeout".into()
+            } else {
+                "network".into()
+            })
         })?;
         let status = response.status();
         let payload: Value = response.json().await.unwrap_or(Value::Null);
@@ -162,10 +169,22 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        assert_eq!(classify_status(429, &Value::Null), LlmError::Transient("http_429".into()));
-        assert_eq!(classify_status(503, &Value::Null), LlmError::Transient("http_503".into()));
-        assert_eq!(classify_status(400, &Value::Null), LlmError::Permanent("http_400".into()));
-        assert_eq!(classify_status(401, &Value::Null), LlmError::Permanent("http_401".into()));
+        assert_eq!(
+            classify_status(429, &Value::Null),
+            LlmError::Transient("http_429".into())
+        );
+        assert_eq!(
+            classify_status(503, &Value::Null),
+            LlmError::Transient("http_503".into())
+        );
+        assert_eq!(
+            classify_status(400, &Value::Null),
+            LlmError::Permanent("http_400".into())
+        );
+        assert_eq!(
+            classify_status(401, &Value::Null),
+            LlmError::Permanent("http_401".into())
+        );
         assert_eq!(
             classify_status(400, &json!({"error": {"code": "content_policy_violation"}})),
             LlmError::Permanent("content_policy".into())

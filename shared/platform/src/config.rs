@@ -74,7 +74,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         let openrouter = self.get("OPENROUTER_API_KEY");
         let (default_base, default_models, key): (Option<&str>, &[&str], Option<String>) =
             match (openai, openrouter) {
-                (Some(key), _) => (Some("https://api.openai.com/v1"), &["gpt-4o-mini", "gpt-4.1-mini"], Some(key)),
+                (Some(key), _) => (
+                    Some("https://api.openai.com/v1"),
+                    &["gpt-4o-mini", "gpt-4.1-mini"],
+                    Some(key),
+                ),
                 (None, Some(key)) => (
                     Some("https://openrouter.ai/api/v1"),
                     &["openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct"],

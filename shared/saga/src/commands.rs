@@ -6,7 +6,10 @@ use anyhow::Context;
 use domain::{personas::PersonaState, surveys::RESPONSE_THRESHOLD};
 use uuid::Uuid;
 
-use crate::{personas::{self, PersonaRow}, RenderJob, Saga};
+use crate::{
+    personas::{self, PersonaRow},
+    RenderJob, Saga,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -32,16 +35,26 @@ pub enum Started {
 
 impl Saga {
     /// Starts synthesis for the owner's newest survey, unless a job is running or nothing changed.
-    pub async fn request_synthesis(&self, owner_id: Uuid, request_id: Option<&str>) -> Result<Started, CommandError> {
+    pub async fn request_synthesis(
+        &self,
+        owner_id: Uuid,
+        request_id: Option<&str>,
+    ) -> Result<Started, CommandError> {
         let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
-        let tx = client.transaction().await.context("starting a transaction")?;
+        let tx = client
+            .transaction()
+            .await
+            .context("starting a transaction")?;
         // One owner at a time: concurrent requests serialize here and see each other's job.
         tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
             .await
             .context("locking the owner")?;
         let latest = tx
             .query_opt(
-                &format!("SELECT {} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1", personas::COLUMNS),
+                &format!(
+                    "SELECT {} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1",
+                    personas::COLUMNS
+                ),
                 &[&owner_id],
             )
             .await
@@ -60,8 +73,12 @@ impl Saga {
         };
         let (survey_id, response_count): (Uuid, i32) = (survey.get(0), survey.get(1));
         if let Some(latest) = &latest {
-            let running = matches!(latest.state, PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering);
-            let nothing_new = latest.survey_id == survey_id && latest.response_count >= response_count;
+            let running = matches!(
+                latest.state,
+                PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering
+            );
+            let nothing_new =
+                latest.survey_id == survey_id && latest.response_count >= response_count;
             if running || nothing_new {
                 return Ok(Started::Existing(latest.clone()));
             }
@@ -86,7 +103,11 @@ impl Saga {
         let outbox_id = Uuid::now_v7();
         tx.execute(
             "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, 'synthesize', $2, $3)",
-            &[&outbox_id, &serde_json::json!({ "persona_id": id }), &request_id],
+            &[
+                &outbox_id,
+                &serde_json::json!({ "persona_id": id }),
+                &request_id,
+            ],
         )
         .await
         .context("queuing synthesis")?;
@@ -99,12 +120,19 @@ impl Saga {
     }
 
     /// Restarts a failed job at the step that failed.
-    pub async fn retry(&self, owner_id: Uuid, request_id: Option<&str>) -> Result<PersonaRow, CommandError> {
-        let latest = personas::latest_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+    pub async fn retry(
+        &self,
+        owner_id: Uuid,
+        request_id: Option<&str>,
+    ) -> Result<PersonaRow, CommandError> {
+        let latest = personas::latest_of(&self.db, owner_id)
+            .await?
+            .ok_or(CommandError::NoPersona)?;
         if latest.state != PersonaState::Failed {
             return Err(CommandError::NotFailed);
         }
-        let render_only = latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some();
+        let render_only =
+            latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some();
         let sql = if render_only {
             "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
                  render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
@@ -118,12 +146,21 @@ impl Saga {
                  failed_step = NULL, error_code = NULL, error_retryable = NULL, updated_at = now()
              WHERE id = $1 AND state = 'failed' AND state_version = $2"
         };
-        self.move_and_queue(&latest, sql, request_id).await?.ok_or(CommandError::NotFailed)
+        self.move_and_queue(&latest, sql, request_id)
+            .await?
+            .ok_or(CommandError::NotFailed)
     }
 
     /// Renders the card again in `theme` (step 2 only).
-    pub async fn rerender(&self, owner_id: Uuid, theme: &str, request_id: Option<&str>) -> Result<PersonaRow, CommandError> {
-        let latest = personas::latest_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+    pub async fn rerender(
+        &self,
+        owner_id: Uuid,
+        theme: &str,
+        request_id: Option<&str>,
+    ) -> Result<PersonaRow, CommandError> {
+        let latest = personas::latest_of(&self.db, owner_id)
+            .await?
+            .ok_or(CommandError::NoPersona)?;
         if latest.state == PersonaState::Rendering && latest.theme == theme {
             return Ok(latest);
         }
@@ -132,7 +169,10 @@ impl Saga {
         }
         let client = self.db.get().await.context("connecting to PostgreSQL")?;
         client
-            .execute("UPDATE personas SET theme = $2 WHERE id = $1", &[&latest.id, &theme])
+            .execute(
+                "UPDATE personas SET theme = $2 WHERE id = $1",
+                &[&latest.id, &theme],
+            )
             .await
             .context("setting the theme")?;
         drop(client);
@@ -140,17 +180,31 @@ impl Saga {
                  render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
                  render_finished_at = NULL, updated_at = now()
              WHERE id = $1 AND state = 'ready' AND state_version = $2";
-        self.move_and_queue(&latest, sql, request_id).await?.ok_or(CommandError::NotReady)
+        self.move_and_queue(&latest, sql, request_id)
+            .await?
+            .ok_or(CommandError::NotReady)
     }
 
-    async fn move_and_queue(&self, row: &PersonaRow, sql: &str, request_id: Option<&str>) -> anyhow::Result<Option<PersonaRow>> {
+    async fn move_and_queue(
+        &self,
+        row: &PersonaRow,
+        sql: &str,
+        request_id: Option<&str>,
+    ) -> anyhow::Result<Option<PersonaRow>> {
         let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
         let tx = client.transaction().await?;
-        let Some(moved) = personas::transition(&tx, sql, &[&row.id, &row.state_version]).await? else {
+        let Some(moved) = personas::transition(&tx, sql, &[&row.id, &row.state_version]).await?
+        else {
             return Ok(None);
         };
         let (queue, body) = match moved.state {
-            PersonaState::Rendering => ("render", serde_json::to_value(RenderJob { persona_id: moved.id, generation: moved.render_generation })?),
+            PersonaState::Rendering => (
+                "render",
+                serde_json::to_value(RenderJob {
+                    persona_id: moved.id,
+                    generation: moved.render_generation,
+                })?,
+            ),
             _ => ("synthesize", serde_json::json!({ "persona_id": moved.id })),
         };
         let outbox_id = Uuid::now_v7();
@@ -167,12 +221,21 @@ impl Saga {
     }
 
     /// Publishes or unpublishes the owner's newest ready persona.
-    pub async fn set_public(&self, owner_id: Uuid, is_public: bool) -> Result<PersonaRow, CommandError> {
-        let ready = personas::latest_ready_of(&self.db, owner_id).await?.ok_or(CommandError::NoPersona)?;
+    pub async fn set_public(
+        &self,
+        owner_id: Uuid,
+        is_public: bool,
+    ) -> Result<PersonaRow, CommandError> {
+        let ready = personas::latest_ready_of(&self.db, owner_id)
+            .await?
+            .ok_or(CommandError::NoPersona)?;
         let client = self.db.get().await.context("connecting to PostgreSQL")?;
         let row = client
             .query_one(
-                &format!("UPDATE personas SET is_public = $2 WHERE id = $1 RETURNING {}", personas::COLUMNS),
+                &format!(
+                    "UPDATE personas SET is_public = $2 WHERE id = $1 RETURNING {}",
+                    personas::COLUMNS
+                ),
                 &[&ready.id, &is_public],
             )
             .await

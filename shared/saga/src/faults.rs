@@ -28,7 +28,9 @@ impl Faults {
         Self(None)
     }
 
-    pub fn inject(injector: impl Fn(FaultPoint) -> Result<(), StepError> + Send + Sync + 'static) -> Self {
+    pub fn inject(
+        injector: impl Fn(FaultPoint) -> Result<(), StepError> + Send + Sync + 'static,
+    ) -> Self {
         Self(Some(Arc::new(injector)))
     }
 

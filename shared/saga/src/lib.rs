@@ -59,7 +59,11 @@ impl Saga {
             None => llm::Provider::Offline,
             Some(base_url) => llm::Provider::OpenAiCompatible(llm::OpenAiCompatible {
                 base_url: base_url.clone(),
-                api_key: config.llm.api_key.as_ref().map(|key| key.expose_secret().to_owned()),
+                api_key: config
+                    .llm
+                    .api_key
+                    .as_ref()
+                    .map(|key| key.expose_secret().to_owned()),
                 models: config.llm.models.clone(),
                 timeout: config.llm.timeout,
                 http,
@@ -125,12 +129,22 @@ fn reqwest_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 
 impl Saga {
     /// The synthesize function's handler: one SQS batch, only failed ids reported.
-    pub async fn synthesize_batch(&self, event: aws_lambda_events::sqs::SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse {
-        platform::worker::process_batch(event, &self.synthesize_queue(), |message| self.synthesize(message)).await
+    pub async fn synthesize_batch(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+    ) -> aws_lambda_events::sqs::SqsBatchResponse {
+        platform::worker::process_batch(event, &self.synthesize_queue(), |message| {
+            self.synthesize(message)
+        })
+        .await
     }
 
     /// The render_card function's handler.
-    pub async fn render_batch(&self, event: aws_lambda_events::sqs::SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse {
-        platform::worker::process_batch(event, &self.render_queue(), |message| self.render(message)).await
+    pub async fn render_batch(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+    ) -> aws_lambda_events::sqs::SqsBatchResponse {
+        platform::worker::process_batch(event, &self.render_queue(), |message| self.render(message))
+            .await
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use domain::{
     archetypes::Archetype,
-    personas::{PersonaState, PersonaStatus, Step, StepState, StepStatus, StatusError},
+    personas::{PersonaState, PersonaStatus, StatusError, Step, StepState, StepStatus},
     synthesis::Stats,
 };
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,12 @@ pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_versio
 pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
     let stat = |i: usize| row.get::<_, Option<i16>>(i).map(|v| v.clamp(0, 100) as u8);
     let stats = match (stat(11), stat(12), stat(13), stat(14)) {
-        (Some(charisma), Some(intellect), Some(kindness), Some(energy)) => Some(Stats { charisma, intellect, kindness, energy }),
+        (Some(charisma), Some(intellect), Some(kindness), Some(energy)) => Some(Stats {
+            charisma,
+            intellect,
+            kindness,
+            energy,
+        }),
         _ => None,
     };
     PersonaRow {
@@ -108,7 +113,10 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
 
 pub async fn load(db: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
     let row = db
-        .query_opt(&format!("SELECT {COLUMNS} FROM personas WHERE id = $1"), &[&id])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM personas WHERE id = $1"),
+            &[&id],
+        )
         .await
         .context("reading a persona")?;
     Ok(row.as_ref().map(from_row))
@@ -119,7 +127,9 @@ pub async fn latest_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<Perso
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1"),
+            &format!(
+                "SELECT {COLUMNS} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1"
+            ),
             &[&owner_id],
         )
         .await

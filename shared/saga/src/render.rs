@@ -12,7 +12,10 @@ use domain::personas::PersonaState;
 use platform::worker::{Message, StepError};
 use tracing::{info, warn, Instrument};
 
-use crate::{personas::{self, StoredCard}, FaultPoint, RenderJob, Saga};
+use crate::{
+    personas::{self, StoredCard},
+    FaultPoint, RenderJob, Saga,
+};
 
 /// Cards never change once written: a new render gets a new key.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -28,13 +31,24 @@ impl Saga {
     }
 
     async fn render_step(&self, message: Message<RenderJob>) -> Result<(), StepError> {
-        let RenderJob { persona_id: id, generation } = message.body;
-        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let RenderJob {
+            persona_id: id,
+            generation,
+        } = message.body;
+        let client = self
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")
+            .map_err(retryable)?;
         let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
             return Err(StepError::permanent("unknown_persona"));
         };
         if row.state != PersonaState::Rendering || row.render_generation != generation {
-            info!(state = row.state.as_str(), "render message for a finished or newer render; nothing to do");
+            info!(
+                state = row.state.as_str(),
+                "render message for a finished or newer render; nothing to do"
+            );
             // A crash after the commit may have skipped the status write; it is idempotent.
             self.write_status(&row).await;
             return Ok(());
@@ -54,8 +68,11 @@ impl Saga {
         drop(client);
         self.write_status(&row).await;
 
-        let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats) else {
-            self.fail(&row, "render_card", "missing_synthesis", false).await?;
+        let (Some(name), Some(archetype), Some(stats)) =
+            (row.name.clone(), row.archetype, row.stats)
+        else {
+            self.fail(&row, "render_card", "missing_synthesis", false)
+                .await?;
             return Ok(());
         };
         let data = CardData {
@@ -68,34 +85,49 @@ impl Saga {
         let started = Instant::now();
         let renderer = self.clone();
         // CPU-bound; a panic inside the renderer is contained and fails this persona only.
-        let rendered = tokio::task::spawn_blocking(move || renderer.renderer().render_all(&data)).await;
+        let rendered =
+            tokio::task::spawn_blocking(move || renderer.renderer().render_all(&data)).await;
         let cards = match rendered {
             Ok(Ok(cards)) => cards,
             Ok(Err(error)) => {
                 warn!(error = %error, "rendering failed");
-                self.fail(&row, "render_card", "render_failed", false).await?;
+                self.fail(&row, "render_card", "render_failed", false)
+                    .await?;
                 return Ok(());
             }
             Err(_) => {
                 warn!("the renderer panicked");
-                self.fail(&row, "render_card", "render_failed", false).await?;
+                self.fail(&row, "render_card", "render_failed", false)
+                    .await?;
                 return Ok(());
             }
         };
-        info!(render_ms = started.elapsed().as_secs_f64() * 1000.0, "cards rendered");
+        info!(
+            render_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "cards rendered"
+        );
         let mut stored = Vec::with_capacity(cards.len());
         for card in &cards {
             stored.push(self.upload(id, card).await.map_err(retryable)?);
         }
         self.faults.at(FaultPoint::AfterUploadBeforeCommit)?;
-        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let client = self
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")
+            .map_err(retryable)?;
         let ready = personas::transition(
             &client,
             "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
                  render_finished_at = now(), failed_step = NULL, error_code = NULL,
                  error_retryable = NULL, updated_at = now()
              WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
-            &[&id, &generation, &serde_json::to_value(&stored).map_err(|e| retryable(e.into()))?],
+            &[
+                &id,
+                &generation,
+                &serde_json::to_value(&stored).map_err(|e| retryable(e.into()))?,
+            ],
         )
         .await
         .map_err(retryable)?;

@@ -43,7 +43,10 @@ pub struct SweepReport {
 
 impl Saga {
     pub async fn sweep(&self, settings: SweepSettings) -> anyhow::Result<SweepReport> {
-        let republished = self.publisher.publish_stale(&self.db, settings.outbox_after).await?;
+        let republished = self
+            .publisher
+            .publish_stale(&self.db, settings.outbox_after)
+            .await?;
         let redriven = self.redrive_stuck(settings.stuck_after).await?;
         let mut dead_lettered = 0;
         for (queue_url, step) in [
@@ -52,7 +55,11 @@ impl Saga {
         ] {
             dead_lettered += self.drain_dead_letters(&queue_url, step).await?;
         }
-        let report = SweepReport { republished, redriven, dead_lettered };
+        let report = SweepReport {
+            republished,
+            redriven,
+            dead_lettered,
+        };
         info!(?report, "sweep finished");
         Ok(report)
     }
@@ -92,7 +99,10 @@ impl Saga {
             let (queue, body) = match row.state {
                 PersonaState::Rendering => (
                     "render",
-                    serde_json::to_value(RenderJob { persona_id: row.id, generation: row.render_generation })?,
+                    serde_json::to_value(RenderJob {
+                        persona_id: row.id,
+                        generation: row.render_generation,
+                    })?,
                 ),
                 _ => ("synthesize", serde_json::json!({ "persona_id": row.id })),
             };
@@ -135,12 +145,26 @@ impl Saga {
                     .body
                     .as_deref()
                     .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
-                    .and_then(|body| body["persona_id"].as_str().and_then(|id| id.parse::<Uuid>().ok()));
+                    .and_then(|body| {
+                        body["persona_id"]
+                            .as_str()
+                            .and_then(|id| id.parse::<Uuid>().ok())
+                    });
                 let Some(persona_id) = persona_id else {
-                    warn!(step, "a dead-lettered message names no persona; left for ops");
+                    warn!(
+                        step,
+                        "a dead-lettered message names no persona; left for ops"
+                    );
                     if let Some(handle) = &message.receipt_handle {
-                        let _ = self.aws.sqs.change_message_visibility().queue_url(queue_url)
-                            .receipt_handle(handle).visibility_timeout(43_200).send().await;
+                        let _ = self
+                            .aws
+                            .sqs
+                            .change_message_visibility()
+                            .queue_url(queue_url)
+                            .receipt_handle(handle)
+                            .visibility_timeout(43_200)
+                            .send()
+                            .await;
                     }
                     continue;
                 };
@@ -149,7 +173,9 @@ impl Saga {
                     .as_ref()
                     .and_then(|a| a.get(FAILURE_REASON_ATTRIBUTE))
                     .and_then(MessageAttributeValue::string_value)
-                    .filter(|r| r.len() <= 40 && r.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    .filter(|r| {
+                        r.len() <= 40 && r.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
                     .unwrap_or("dead_lettered")
                     .to_owned();
                 let client = self.db.get().await.context("connecting to PostgreSQL")?;
@@ -167,7 +193,13 @@ impl Saga {
                     self.write_status(&failed).await;
                 }
                 if let Some(handle) = &message.receipt_handle {
-                    self.aws.sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await
+                    self.aws
+                        .sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
                         .context("deleting a handled dead letter")?;
                 }
                 handled += 1;

@@ -15,7 +15,10 @@ use domain::{
     synthesis::{aggregate, rule_based, Brief},
 };
 use llm::{LlmError, Written};
-use platform::{crypto::Sealed, worker::{Message, StepError}};
+use platform::{
+    crypto::Sealed,
+    worker::{Message, StepError},
+};
 use tracing::{info, warn, Instrument};
 
 use crate::{personas, FaultPoint, RenderJob, Saga};
@@ -31,13 +34,19 @@ fn retryable(error: anyhow::Error) -> StepError {
 
 impl Saga {
     pub async fn synthesize(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
-        let span = tracing::info_span!("step", persona_id = %message.body.persona_id, step = "synthesize");
+        let span =
+            tracing::info_span!("step", persona_id = %message.body.persona_id, step = "synthesize");
         self.synthesize_step(message).instrument(span).await
     }
 
     async fn synthesize_step(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
         let id = message.body.persona_id;
-        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let client = self
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")
+            .map_err(retryable)?;
         let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
             warn!(persona_id = %id, "synthesize message for an unknown persona");
             return Err(StepError::permanent("unknown_persona"));
@@ -85,14 +94,24 @@ impl Saga {
             }
             Err(LlmError::Permanent(reason)) => {
                 warn!(persona_id = %id, reason, "permanent LLM failure; the persona fails");
-                self.fail(&row, "synthesize", &format!("llm_{reason}"), false).await?;
+                self.fail(&row, "synthesize", &format!("llm_{reason}"), false)
+                    .await?;
                 return Ok(());
             }
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
 
-        let mut client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
-        let tx = client.transaction().await.context("starting a transaction").map_err(retryable)?;
+        let mut client = self
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")
+            .map_err(retryable)?;
+        let tx = client
+            .transaction()
+            .await
+            .context("starting a transaction")
+            .map_err(retryable)?;
         let stats = brief.stats;
         let traits = serde_json::to_value(&written.text.traits).map_err(|e| retryable(e.into()))?;
         let archetype = serde_json::to_value(written.text.archetype)
@@ -129,15 +148,25 @@ impl Saga {
             return Ok(());
         };
         let outbox_id = uuid::Uuid::now_v7();
-        let job = RenderJob { persona_id: id, generation: moved.render_generation };
+        let job = RenderJob {
+            persona_id: id,
+            generation: moved.render_generation,
+        };
         tx.execute(
             "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, 'render', $2, $3)",
-            &[&outbox_id, &serde_json::to_value(&job).map_err(|e| retryable(e.into()))?, &message.request_id],
+            &[
+                &outbox_id,
+                &serde_json::to_value(&job).map_err(|e| retryable(e.into()))?,
+                &message.request_id,
+            ],
         )
         .await
         .context("queuing the render step")
         .map_err(retryable)?;
-        tx.commit().await.context("committing the synthesis").map_err(retryable)?;
+        tx.commit()
+            .await
+            .context("committing the synthesis")
+            .map_err(retryable)?;
         drop(client);
         info!(persona_id = %id, synthesized_by = written.synthesized_by, "synthesized");
         self.faults.at(FaultPoint::AfterSynthesisCommit)?;
@@ -167,7 +196,11 @@ impl Saga {
             .context("reading the answers")?;
         let mut responses: Vec<Answers> = Vec::with_capacity(rows.len());
         for response in rows {
-            let sealed = Sealed { key_id: response.get(1), nonce: response.get(2), ciphertext: response.get(3) };
+            let sealed = Sealed {
+                key_id: response.get(1),
+                nonce: response.get(2),
+                ciphertext: response.get(3),
+            };
             let plaintext = self
                 .cipher
                 .open(row.survey_id, response.get(0), &sealed)
@@ -185,7 +218,12 @@ impl Saga {
         code: &str,
         retryable_error: bool,
     ) -> Result<(), StepError> {
-        let client = self.db.get().await.context("connecting to PostgreSQL").map_err(retryable)?;
+        let client = self
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")
+            .map_err(retryable)?;
         let failed = personas::transition(
             &client,
             "UPDATE personas SET state = 'failed', state_version = state_version + 1,
@@ -208,7 +246,11 @@ pub fn backoff(base: Duration, attempt: i32) -> Duration {
     let ceiling = base
         .saturating_mul(1 << (attempt.clamp(1, 10) - 1))
         .min(Duration::from_secs(300));
-    let random = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let random = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
     let fraction = 0.25 + 0.75 * (random as f64 / u64::MAX as f64);
     ceiling.mul_f64(fraction)
 }
@@ -224,7 +266,10 @@ mod tests {
             let ceiling = base * (1 << (attempt - 1));
             for _ in 0..50 {
                 let delay = backoff(base, attempt);
-                assert!(delay <= ceiling && delay >= ceiling / 4, "{attempt}: {delay:?}");
+                assert!(
+                    delay <= ceiling && delay >= ceiling / 4,
+                    "{attempt}: {delay:?}"
+                );
             }
         }
         assert!(backoff(Duration::from_secs(60), 10) <= Duration::from_secs(300));

@@ -8,6 +8,7 @@ mod lambda_entry;
 mod log_privacy;
 mod migrations;
 mod openapi;
+mod saga;
 mod surveys;
 mod template;
 mod worker_batches;

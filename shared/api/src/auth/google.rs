@@ -127,8 +127,14 @@ impl GoogleVerifier {
         };
         // Google is down: requests queued behind the failed fetch fail fast instead of each
         // waiting out another timeout.
-        if stale.is_none() && history.failure.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
-            return Err(GoogleError::KeysUnavailable(anyhow::anyhow!("recent JWKS fetch failed")));
+        if stale.is_none()
+            && history
+                .failure
+                .is_some_and(|at| at.elapsed() < FAILURE_BACKOFF)
+        {
+            return Err(GoogleError::KeysUnavailable(anyhow::anyhow!(
+                "recent JWKS fetch failed"
+            )));
         }
         match self.fetch().await {
             Ok(cache) => {
@@ -142,12 +148,15 @@ impl GoogleVerifier {
                 match stale {
                     // Availability over freshness: a key Google published recently is still good.
                     Some(key) => {
-                        tracing::warn!(error = format!("{error:#}"), "JWKS refresh failed; using cached keys");
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "JWKS refresh failed; using cached keys"
+                        );
                         Ok(key)
                     }
                     None => Err(GoogleError::KeysUnavailable(error)),
                 }
-            },
+            }
         }
     }
 

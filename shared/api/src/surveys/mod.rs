@@ -536,12 +536,17 @@ async fn reserve(
     let day_key = state.day_keys.today(state, now).await?;
     let subject = anonymity::keyed(&day_key, &format!("{survey_id}#{}", address.0));
     for attempt in 0..4u64 {
-        let (limit_item, limited) = rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &subject)?;
+        let (limit_item, limited) =
+            rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &subject)?;
         let (marker, marker_items) = state
             .day_keys
             .marker_items(state, now, survey_id, &address.0, fingerprint)
             .await?;
-        let mut request = state.aws.dynamodb.transact_write_items().transact_items(limit_item);
+        let mut request = state
+            .aws
+            .dynamodb
+            .transact_write_items()
+            .transact_items(limit_item);
         for item in marker_items {
             request = request.transact_items(item);
         }
@@ -549,11 +554,20 @@ async fn reserve(
             Ok(_) => return Ok(marker),
             Err(error) => match error.into_service_error() {
                 TransactWriteItemsError::TransactionCanceledException(canceled) => canceled,
-                other => return Err(anyhow::Error::from(other).context("reserving an answer").into()),
+                other => {
+                    return Err(anyhow::Error::from(other)
+                        .context("reserving an answer")
+                        .into())
+                }
             },
         };
         let reasons = canceled.cancellation_reasons.unwrap_or_default();
-        let code = |index: usize| reasons.get(index).and_then(|r| r.code.as_deref()).unwrap_or("None");
+        let code = |index: usize| {
+            reasons
+                .get(index)
+                .and_then(|r| r.code.as_deref())
+                .unwrap_or("None")
+        };
         if code(0) == "ConditionalCheckFailed" {
             return Err(limited);
         }
@@ -568,7 +582,12 @@ async fn reserve(
             return Err(anyhow::anyhow!("answer reservation canceled").into());
         }
         let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
-        tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1) + jitter)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            20 * (attempt + 1) + jitter,
+        ))
+        .await;
     }
-    Err(ApiError::TooManyRequests { retry_after_secs: 1 })
+    Err(ApiError::TooManyRequests {
+        retry_after_secs: 1,
+    })
 }
