@@ -5,6 +5,7 @@ mod auth_tokens;
 mod guards;
 mod http_foundation;
 mod lambda_entry;
+mod llm;
 mod log_privacy;
 mod migrations;
 mod openapi;

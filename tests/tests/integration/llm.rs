@@ -1,0 +1,343 @@
+//! Persona synthesis against an OpenAI-compatible server (wiremock): transient failures are
+//! retried across receives and end in a labelled rule-based persona at worst; permanent ones
+//! fail the persona with a reason.
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use integration_tests::{spawn_app, TestApp};
+use serde_json::{json, Value};
+use uuid::Uuid;
+use wiremock::{
+    matchers::{method, path},
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+};
+
+fn completion(content: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+    }))
+}
+
+fn persona_json(name: &str) -> String {
+    json!({
+        "name": name, "archetype": "genki",
+        "traits": ["Bright", "Loyal", "Funny"],
+        "system_prompt": "You are a cheerful persona who loves adventures and speaks warmly to friends.",
+        "greeting": "Hey! Ready for today?",
+    })
+    .to_string()
+}
+
+/// Answers with a persona, except every request whose pseudo-random draw falls in the failing
+/// share gets a 503 (429 every fifth failure).
+struct Flaky {
+    calls: AtomicUsize,
+    failing_percent: u64,
+}
+
+impl Respond for Flaky {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) as u64;
+        // A fixed-seed mix (splitmix64): reproducible, no lockstep with attempt numbers.
+        let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        if z % 100 < self.failing_percent {
+            ResponseTemplate::new(if n % 5 == 0 { 429 } else { 503 })
+        } else {
+            completion(&persona_json("Sunny Spark"))
+        }
+    }
+}
+
+async fn llm_saga(app: &TestApp, server: &MockServer) -> saga::Saga {
+    app.saga(&[
+        ("LLM_BASE_URL", &server.uri()),
+        ("LLM_MODELS", "model-a,model-b"),
+        ("LLM_API_KEY", "test-key"),
+    ])
+}
+
+/// Seeds `n` owners whose surveys have three sealed answers and a queued persona job (as the
+/// third answer leaves them), and publishes the jobs.
+async fn seed_queued_personas(app: &TestApp, n: usize) -> Vec<Uuid> {
+    let answers = json!({
+        "charisma_room": 3, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
+        "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2, "energy_late": 3,
+        "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "bright, loyal, funny",
+    });
+    let client = app.state.db.get().await.unwrap();
+    let mut outbox = Vec::new();
+    let mut personas = Vec::new();
+    for i in 0..n {
+        let (user, survey, persona, message) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        client
+            .execute(
+                "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Mira')",
+                &[&user, &format!("seed:{i}:{user}")],
+            )
+            .await
+            .unwrap();
+        client.execute(
+            "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
+             VALUES ($1, $2, 't', 1, 'collecting', 3, now(), now() + interval '30 days')",
+            &[&survey, &user],
+        ).await.unwrap();
+        for _ in 0..3 {
+            let response = Uuid::new_v4();
+            let sealed = app
+                .state
+                .cipher
+                .seal(survey, response, answers.to_string().as_bytes())
+                .unwrap();
+            client.execute(
+                "INSERT INTO survey_responses (id, survey_id, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+                &[&response, &survey, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
+            ).await.unwrap();
+        }
+        client.execute(
+            "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count) VALUES ($1, $2, $3, 1, 'queued', 1, 3)",
+            &[&persona, &user, &survey],
+        ).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO outbox (id, queue, body) VALUES ($1, 'synthesize', $2)",
+                &[&message, &json!({"persona_id": persona})],
+            )
+            .await
+            .unwrap();
+        outbox.push(message);
+        personas.push(persona);
+    }
+    drop(client);
+    app.state.publisher.publish(&app.state.db, &outbox).await;
+    personas
+}
+
+async fn states(app: &TestApp) -> BTreeMap<String, i64> {
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT state, count(*) FROM personas GROUP BY state", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn wait_until_none_running(app: &TestApp, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let states = states(app).await;
+        if ["queued", "synthesizing", "rendering"]
+            .iter()
+            .all(|s| !states.contains_key(*s))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still running: {states:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_30_percent_transient_llm_failures_all_200_personas_reach_ready() {
+    let app = spawn_app().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(Flaky {
+            calls: AtomicUsize::new(0),
+            failing_percent: 30,
+        })
+        .mount(&server)
+        .await;
+    seed_queued_personas(&app, 200).await;
+    let started = Instant::now();
+
+    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    wait_until_none_running(&app, Duration::from_secs(240)).await;
+
+    assert_eq!(
+        states(&app).await,
+        BTreeMap::from([("ready".to_owned(), 200)])
+    );
+    let labels: BTreeMap<String, i64> = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT synthesized_by, count(*) FROM personas GROUP BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let fallback = labels.get("rule_based_fallback").copied().unwrap_or(0);
+    let calls = server.received_requests().await.unwrap().len();
+    eprintln!(
+        "200 personas with 30% transient LLM failures: all ready in {:.1} s; {calls} LLM calls; labels {labels:?}; \
+         rule-based share {:.1}%",
+        started.elapsed().as_secs_f64(),
+        fallback as f64 / 2.0
+    );
+    assert!(
+        labels
+            .keys()
+            .all(|l| ["llm:model-a", "llm:model-b", "rule_based_fallback"].contains(&l.as_str())),
+        "{labels:?}"
+    );
+    assert!(fallback < 20, "about 0.3^3 = 2.7% expected, got {fallback}");
+    assert!(
+        labels.contains_key("llm:model-b"),
+        "a retry falls back to the next model"
+    );
+}
+
+async fn one_persona_with(app: &TestApp, server: &MockServer) -> Value {
+    seed_queued_personas(app, 1).await;
+    let _workers = app.start_workers(llm_saga(app, server).await);
+    wait_until_none_running(app, Duration::from_secs(30)).await;
+    let row = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT state, synthesized_by, error_code, error_retryable, failed_step FROM personas",
+            &[],
+        )
+        .await
+        .unwrap();
+    json!({
+        "state": row.get::<_, String>(0), "synthesized_by": row.get::<_, Option<String>>(1),
+        "error_code": row.get::<_, Option<String>>(2), "error_retryable": row.get::<_, Option<bool>>(3),
+        "failed_step": row.get::<_, Option<String>>(4),
+    })
+}
+
+#[tokio::test]
+async fn a_permanent_400_fails_the_persona_with_a_reason() {
+    let app = spawn_app().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "invalid_request"}})),
+        )
+        .mount(&server)
+        .await;
+
+    let outcome = one_persona_with(&app, &server).await;
+
+    assert_eq!(
+        outcome,
+        json!({"state": "failed", "synthesized_by": null, "error_code": "llm_http_400", "error_retryable": false, "failed_step": "synthesize"})
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "no retry for a permanent error"
+    );
+}
+
+#[tokio::test]
+async fn a_content_policy_refusal_fails_the_persona() {
+    let app = spawn_app().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(json!({
+        "choices": [{"finish_reason": "content_filter", "message": {"role": "assistant", "content": null}}]
+    }))).mount(&server).await;
+
+    let outcome = one_persona_with(&app, &server).await;
+
+    assert_eq!(outcome["error_code"], "llm_content_policy");
+    assert_eq!(outcome["state"], "failed");
+}
+
+/// Malformed output first, then a valid persona.
+struct MalformedThenValid(AtomicUsize);
+
+impl Respond for MalformedThenValid {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => completion("Sure! Here is your persona: {name: oops"),
+            _ => completion(&persona_json("Second Try")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_llm_output_is_retried_with_the_next_model() {
+    let app = spawn_app().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(MalformedThenValid(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+
+    let outcome = one_persona_with(&app, &server).await;
+
+    assert_eq!(outcome["state"], "ready");
+    assert_eq!(outcome["synthesized_by"], "llm:model-b");
+    let requests = server.received_requests().await.unwrap();
+    let models: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["model"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(models, ["model-a", "model-b"]);
+    assert_eq!(requests[0].headers["authorization"], "Bearer test-key");
+    let name: String = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT name FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Second Try");
+}
+
+#[tokio::test]
+async fn an_llm_that_never_recovers_yields_a_labelled_rule_based_persona() {
+    let app = spawn_app().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+
+    let outcome = one_persona_with(&app, &server).await;
+
+    assert_eq!(outcome["state"], "ready");
+    assert_eq!(outcome["synthesized_by"], "rule_based_fallback");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        saga::synthesize::LLM_ATTEMPTS as usize
+    );
+}
