@@ -3,6 +3,7 @@
 //! harness builds on the same pieces.
 
 pub mod children;
+pub mod demo;
 pub mod emulator;
 pub mod poller;
 pub mod postgres;

@@ -1,5 +1,5 @@
-//! `devstack`: the local stack (default), or `devstack migrate` to apply migrations to
-//! `DATABASE_URL` (how ops migrate RDS).
+//! `devstack`: the local stack (default); `devstack demo [folder]` to see the whole product run
+//! once; `devstack migrate` to apply migrations to `DATABASE_URL` (how ops migrate RDS).
 
 use std::net::SocketAddr;
 
@@ -8,12 +8,19 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init();
+    // The demo prints a progress display; its JSON logs would drown it.
+    if std::env::args().nth(1).as_deref() == Some("demo") && std::env::var_os("RUST_LOG").is_none()
+    {
+        platform::telemetry::init_with_writer(std::io::sink);
+    } else {
+        platform::telemetry::init();
+    }
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => run_stack().await,
         Some("migrate") => migrate().await,
+        Some("demo") => devstack::demo::run(std::env::args().nth(2).map(Into::into)).await,
         Some(other) => {
-            anyhow::bail!("unknown command {other:?}; use `devstack [run]` or `devstack migrate`")
+            anyhow::bail!("unknown command {other:?}; use `devstack [run]`, `devstack demo [folder]` or `devstack migrate`")
         }
     }
 }
@@ -38,6 +45,7 @@ async fn run_stack() -> anyhow::Result<()> {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             prefix: std::env::var("DEVSTACK_PREFIX").unwrap_or_else(|_| "remirai".into()),
             overrides: std::env::vars().collect(),
+            quiet: false,
         },
         shutdown,
     )

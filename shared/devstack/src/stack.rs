@@ -248,21 +248,60 @@ pub struct StackOptions {
     pub prefix: String,
     /// Variables that override the template's environment (the process environment).
     pub overrides: BTreeMap<String, String>,
+    /// No banner (the demo prints its own).
+    pub quiet: bool,
+}
+
+/// A started stack: the API on `address`, pollers and the sweeper running.
+pub struct RunningStack {
+    pub address: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    services: Services,
+}
+
+impl RunningStack {
+    /// Stops serving and polling, then PostgreSQL and the emulator if we started them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let outcome = self.task.await;
+        self.services.stop();
+        outcome?
+    }
 }
 
 /// Runs the stack until `shutdown` fires; stops everything it started before returning.
 pub async fn run(options: StackOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let services = Services::start().await?;
-    let outcome = serve(&services, options, shutdown).await;
-    services.stop();
-    outcome
+    let stack = start(options, shutdown.clone()).await?;
+    shutdown.cancelled().await;
+    stack.stop().await
 }
 
-async fn serve(
+/// Starts the services, migrates, provisions, and serves in the background.
+pub async fn start(
+    options: StackOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningStack> {
+    let services = Services::start().await?;
+    match launch(&services, options, shutdown.clone()).await {
+        Ok((address, task)) => Ok(RunningStack {
+            address,
+            shutdown,
+            task,
+            services,
+        }),
+        Err(error) => {
+            services.stop();
+            Err(error)
+        }
+    }
+}
+
+async fn launch(
     services: &Services,
     options: StackOptions,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<anyhow::Result<()>>)> {
     let template = Template::parse(crate::TEMPLATE)?;
     let applied = platform::db::migrate(&services.database_url).await?;
     tracing::info!(count = applied.len(), "migrations applied");
@@ -287,38 +326,41 @@ async fn serve(
         .await
         .with_context(|| format!("binding {}", options.address))?;
     let address = listener.local_addr()?;
-    eprintln!(
-        "\nRe:MirAI local stack\n  API        http://{address}/v1  (try /v1/health/ready)\n  database   {}\n  AWS        {}\n  pollers    {}\nCtrl-C stops everything.\n",
-        redact_password(&services.database_url),
-        services.emulator_endpoint().unwrap_or("AWS_ENDPOINT_URL"),
-        if pollers.is_empty() { "none declared".to_owned() } else {
-            pollers.iter().map(|p| p.source.function.clone()).collect::<Vec<_>>().join(", ")
-        },
-    );
-
-    let mut tasks = tokio::task::JoinSet::new();
-    for poller in pollers {
-        tasks.spawn(poller.run(services.aws.sqs.clone(), shutdown.clone()));
+    if !options.quiet {
+        eprintln!(
+            "\nRe:MirAI local stack\n  API        http://{address}/v1  (try /v1/health/ready)\n  database   {}\n  AWS        {}\n  pollers    {}\nCtrl-C stops everything.\n",
+            redact_password(&services.database_url),
+            services.emulator_endpoint().unwrap_or("AWS_ENDPOINT_URL"),
+            pollers.iter().map(|p| p.source.function.clone()).collect::<Vec<_>>().join(", "),
+        );
     }
-    tasks.spawn(sweeper_loop(
-        saga.clone(),
-        saga::sweeper::SweepSettings {
-            outbox_after: std::time::Duration::from_secs(5),
-            stuck_after: std::time::Duration::from_secs(120),
-        },
-        std::time::Duration::from_secs(10),
-        shutdown.clone(),
-    ));
     let router = api::local_router(state, |name| std::env::var(name).ok())?;
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await?;
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+    let sqs = services.aws.sqs.clone();
+    let task = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for poller in pollers {
+            tasks.spawn(poller.run(sqs.clone(), shutdown.clone()));
+        }
+        tasks.spawn(sweeper_loop(
+            saga.clone(),
+            saga::sweeper::SweepSettings {
+                outbox_after: std::time::Duration::from_secs(5),
+                stuck_after: std::time::Duration::from_secs(120),
+            },
+            std::time::Duration::from_secs(10),
+            shutdown.clone(),
+        ));
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        served.map_err(anyhow::Error::from)
+    });
+    Ok((address, task))
 }
 
 fn redact_password(url: &str) -> String {

@@ -138,3 +138,53 @@ async fn killing_devstack_takes_its_servers_down_with_it() {
         Vec::<u32>::new()
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_product_and_writes_three_cards() {
+    let folder = tempfile::tempdir().unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_devstack"))
+        .arg("demo")
+        .arg(folder.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "[1/4]",
+        "[2/4]",
+        "[3/4]",
+        "[4/4]",
+        "ready",
+        "Cards written to",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    let mut cards: Vec<String> = std::fs::read_dir(folder.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    cards.sort();
+    assert_eq!(
+        cards,
+        [
+            "link-1200x630.png",
+            "square-1080x1080.png",
+            "story-1080x1920.png"
+        ]
+    );
+    for card in cards {
+        let bytes = std::fs::read(folder.path().join(card)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}

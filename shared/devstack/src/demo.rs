@@ -1,0 +1,207 @@
+//! `devstack demo`: the product in one command. Starts the local stack, signs in, creates a
+//! survey, has three friends answer it, shows the saga's progress step by step, and writes the
+//! three card PNGs to a folder.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::stack::{start, StackOptions};
+
+pub async fn run(folder: Option<PathBuf>) -> anyhow::Result<()> {
+    let folder = match folder {
+        Some(folder) => folder,
+        None => std::env::temp_dir().join(format!("remirai-demo-{}", std::process::id())),
+    };
+    println!("Re:MirAI demo\n");
+    print!("starting the local stack (PostgreSQL, AWS emulator, API, workers)… ");
+    std::io::stdout().flush()?;
+    let started = Instant::now();
+    let stack = start(
+        StackOptions {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            prefix: format!("demo{}", std::process::id()),
+            overrides: BTreeMap::new(),
+            quiet: true,
+        },
+        CancellationToken::new(),
+    )
+    .await?;
+    println!("ready in {:.1} s", started.elapsed().as_secs_f64());
+    let outcome = drive(&format!("http://{}", stack.address), &folder).await;
+    stack.stop().await?;
+    outcome
+}
+
+async fn drive(base: &str, folder: &PathBuf) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let owner: Value = http
+        .post(format!("{base}/v1/auth/dev"))
+        .json(&json!({"email": "mira@example.com", "name": "Mira Kim"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = owner["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
+    println!(
+        "[1/4] signed in as {} (local dev sign-in)",
+        owner["user"]["display_name"].as_str().unwrap_or("?")
+    );
+
+    let survey: Value = http
+        .post(format!("{base}/v1/surveys"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "How do my friends see me?"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let survey_id = survey["id"].as_str().context("no survey id")?.to_owned();
+    println!(
+        "[2/4] survey created; share link {}",
+        survey["share_url"].as_str().unwrap_or("?")
+    );
+
+    let friends = [
+        (
+            "Jun",
+            json!({"charisma_room": 5, "charisma_story": 4, "intellect_curious": 3, "intellect_advice": 4,
+            "kindness_notice": 5, "kindness_help": 5, "energy_plans": 4, "energy_late": 5,
+            "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "sunny, loud, loyal"}),
+        ),
+        (
+            "Sora",
+            json!({"charisma_room": 4, "charisma_story": 5, "intellect_curious": 4, "intellect_advice": 3,
+            "kindness_notice": 4, "kindness_help": 5, "energy_plans": 5, "energy_late": 4,
+            "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "energetic, kind, 웃음",
+            "best_memory": "The road trip where she sang the whole way"}),
+        ),
+        (
+            "Hana",
+            json!({"charisma_room": 4, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
+            "kindness_notice": 5, "kindness_help": 4, "energy_plans": 3, "energy_late": 4,
+            "first_impression": "shy_gentle", "in_a_crisis": "cheers_everyone", "three_words": "bright, funny, brave"}),
+        ),
+    ];
+    for (name, answers) in &friends {
+        http.post(format!("{base}/v1/surveys/{survey_id}/responses"))
+            .header("x-fingerprint", format!("demo-device-{name}"))
+            .json(&json!({ "answers": answers }))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("{name}'s answer"))?;
+        println!("      a friend answered anonymously ({name}'s device)");
+    }
+    println!("[3/4] three answers in: the persona saga starts");
+
+    println!("[4/4] saga progress:");
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let status: Value = http
+            .get(format!("{base}/v1/personas/me/status"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let line = progress_line(&status);
+        if line != last {
+            println!("      {:>6.2} s  {line}", started.elapsed().as_secs_f64());
+            last = line;
+        }
+        match status["state"].as_str() {
+            Some("ready") => break,
+            Some("failed") => bail!("the saga failed: {}", status["error"]),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("the saga did not finish within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+
+    let persona: Value = http
+        .get(format!("{base}/v1/personas/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!(
+        "\n  {} — {} ({})\n  charisma {}  intellect {}  kindness {}  energy {}\n  \"{}\"",
+        persona["name"].as_str().unwrap_or("?"),
+        persona["archetype"].as_str().unwrap_or("?"),
+        persona["synthesized_by"].as_str().unwrap_or("?"),
+        persona["stats"]["charisma"],
+        persona["stats"]["intellect"],
+        persona["stats"]["kindness"],
+        persona["stats"]["energy"],
+        persona["greeting"].as_str().unwrap_or(""),
+    );
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let mut written = Vec::new();
+    for card in persona["card"]["sizes"].as_array().context("no cards")? {
+        let bytes = http
+            .get(card["url"].as_str().context("no card url")?)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let file = folder.join(format!(
+            "{}-{}x{}.png",
+            card["size"].as_str().unwrap_or("card"),
+            card["width"],
+            card["height"]
+        ));
+        std::fs::write(&file, &bytes)?;
+        written.push(file);
+    }
+    println!("\nCards written to {}:", folder.display());
+    for file in written {
+        println!("  {}", file.display());
+    }
+    Ok(())
+}
+
+fn progress_line(status: &Value) -> String {
+    let state = status["state"].as_str().unwrap_or("?");
+    let steps: Vec<String> = status["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|step| {
+                    let mark = match step["status"].as_str() {
+                        Some("done") => "✔",
+                        Some("running") => "▶",
+                        Some("failed") => "✘",
+                        _ => "·",
+                    };
+                    format!(
+                        "{mark} {} (attempts {})",
+                        step["name"].as_str().unwrap_or("?"),
+                        step["attempts"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("{state:<13} {}", steps.join("   "))
+}
