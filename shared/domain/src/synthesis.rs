@@ -85,7 +85,7 @@ pub fn aggregate(bank: &QuestionBank, owner_first_name: &str, responses: &[Answe
         .iter()
         .map(|a| (*a, votes.get(a).copied().unwrap_or(0)))
         .collect();
-    archetype_votes.sort_by(|a, b| b.1.cmp(&a.1));
+    archetype_votes.sort_by_key(|(_, votes)| std::cmp::Reverse(*votes));
     let top = archetype_votes[0].1;
     let leading_archetype = archetype_votes
         .iter()
@@ -184,7 +184,7 @@ pub fn rule_based(brief: &Brief) -> PersonaText {
             ("Kind-hearted", stats.kindness),
             ("Energetic", stats.energy),
         ];
-        named.sort_by(|a, b| b.1.cmp(&a.1));
+        named.sort_by_key(|(_, value)| std::cmp::Reverse(*value));
         named
     };
     let mut traits: Vec<String> = ranked

@@ -49,7 +49,7 @@ impl Respond for Flaky {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         if z % 100 < self.failing_percent {
-            ResponseTemplate::new(if n % 5 == 0 { 429 } else { 503 })
+            ResponseTemplate::new(if n.is_multiple_of(5) { 429 } else { 503 })
         } else {
             completion(&persona_json("Sunny Spark"))
         }

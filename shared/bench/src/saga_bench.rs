@@ -1,0 +1,124 @@
+//! Third answer → persona `ready` in the local stack (offline LLM), over 100 personas.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use devstack::stack::{start, StackOptions};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const PERSONAS: usize = 100;
+
+fn client(last: u8) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 1, last]))
+        .build()?)
+}
+
+fn answers(seed: usize) -> Value {
+    json!({
+        "charisma_room": 1 + seed % 5, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
+        "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2, "energy_late": 3,
+        "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "bright, loyal, funny",
+    })
+}
+
+/// One owner's journey; returns the time from the third answer's response to `ready`.
+async fn one(base: &str, index: usize) -> anyhow::Result<Duration> {
+    let owner_client = client((index % 200) as u8 + 1)?;
+    let owner: Value = owner_client
+        .post(format!("{base}/v1/auth/dev"))
+        .json(&json!({"email": format!("owner{index}@example.com"), "name": "Mira"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = owner["access_token"].as_str().context("token")?.to_owned();
+    let survey: Value = owner_client
+        .post(format!("{base}/v1/surveys"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let survey_id = survey["id"].as_str().context("survey")?.to_owned();
+    let mut third_answered = Instant::now();
+    for friend in 0..3 {
+        client(((index * 3 + friend) % 250) as u8 + 1)?
+            .post(format!("{base}/v1/surveys/{survey_id}/responses"))
+            .header("x-fingerprint", format!("bench-{index}-{friend}"))
+            .json(&json!({"answers": answers(index + friend)}))
+            .send()
+            .await?
+            .error_for_status()?;
+        third_answered = Instant::now();
+    }
+    loop {
+        let status: Value = owner_client
+            .get(format!("{base}/v1/personas/me/status"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match status["state"].as_str() {
+            Some("ready") => return Ok(third_answered.elapsed()),
+            Some("failed") => bail!("persona failed: {status}"),
+            _ => {}
+        }
+        if third_answered.elapsed() > Duration::from_secs(60) {
+            bail!("persona {index} not ready after 60 s: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let stack = start(
+        StackOptions {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            prefix: format!("bench{}", std::process::id()),
+            overrides: BTreeMap::new(),
+            quiet: true,
+        },
+        CancellationToken::new(),
+    )
+    .await?;
+    let base = format!("http://{}", stack.address);
+    let mut latencies = Vec::with_capacity(PERSONAS);
+    let started = Instant::now();
+    let outcome: anyhow::Result<()> = async {
+        // Four owners at a time: realistic overlap without measuring queueing behind ourselves.
+        for chunk in (0..PERSONAS).collect::<Vec<_>>().chunks(4) {
+            let results =
+                futures_util::future::join_all(chunk.iter().map(|i| one(&base, *i))).await;
+            for result in results {
+                latencies.push(result?.as_secs_f64() * 1000.0);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    stack.stop().await?;
+    outcome?;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!("\n## Saga latency (third answer → `ready`, offline LLM, local stack, {PERSONAS} personas, 4 at a time)\n");
+    println!("| p50 | p95 | max | total run |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.0} ms | {:.0} ms | {:.0} ms | {:.1} s |",
+        at(0.5),
+        at(0.95),
+        latencies[latencies.len() - 1],
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
