@@ -185,14 +185,10 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">
-<defs><linearGradient id="bg" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="{from}"/><stop offset="1" stop-color="{to}"/></linearGradient></defs>
-<rect width="{w}" height="{h}" fill="url(#bg)"/>
 <text x="{pad}" y="{brand_y}" font-size="{brand}" font-weight="700" fill="{muted}" letter-spacing="4">RE:MIRAI</text>
 "#,
         w = f.width,
         h = f.height,
-        from = p.background_from,
-        to = p.background_to,
         pad = f.pad,
         brand_y = f.pad + 24.0,
         brand = f.stat_size * 0.8,

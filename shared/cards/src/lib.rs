@@ -96,8 +96,7 @@ impl Renderer {
         };
         let tree =
             usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
-        let mut pixmap = tiny_skia::Pixmap::new(width, height)
-            .ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
+        let mut pixmap = background(data.theme, width, height)?;
         resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
         let png = encode_rgb(&pixmap)?;
         Ok(Card {
@@ -106,6 +105,31 @@ impl Renderer {
             height,
             png,
         })
+    }
+
+    /// Milliseconds spent in each phase of one render (for the phases example).
+    #[doc(hidden)]
+    pub fn profile(&self, data: &CardData, size: Size) -> [f64; 5] {
+        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
+        let (width, height) = size.dimensions();
+        let t = std::time::Instant::now();
+        let svg = layout::svg(&self.fonts, data, size).unwrap_or_default();
+        let a = ms(t);
+        let t = std::time::Instant::now();
+        let options = usvg::Options {
+            fontdb: self.fonts.database.clone(),
+            font_family: fonts::PRIMARY_FAMILY.to_owned(),
+            ..usvg::Options::default()
+        };
+        let tree = usvg::Tree::from_str(&svg, &options).expect("svg");
+        let b = ms(t);
+        let t = std::time::Instant::now();
+        let mut pixmap = background(data.theme, width, height).expect("pixmap");
+        resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        let c = ms(t);
+        let t = std::time::Instant::now();
+        let _ = encode_rgb(&pixmap);
+        [a, b, c, 0.0, ms(t)]
     }
 
     /// Renders every size.
@@ -123,26 +147,75 @@ impl Renderer {
     }
 }
 
+/// The theme's diagonal gradient (top-left → bottom-right, like an SVG `linearGradient` with
+/// `x1=0 y1=0 x2=1 y2=1` over the card), painted directly: a 1,024-entry colour table and one
+/// store per pixel, about five times faster than rasterizing the gradient as a shape.
+fn background(theme: Theme, width: u32, height: u32) -> Result<tiny_skia::Pixmap, RenderError> {
+    const STEPS: usize = 1024;
+    let palette = theme.palette();
+    let (from, to) = (rgb(palette.background_from), rgb(palette.background_to));
+    let table: Vec<[u8; 4]> = (0..STEPS)
+        .map(|i| {
+            let t = i as f32 / (STEPS - 1) as f32;
+            let mix =
+                |a: u8, b: u8| (f32::from(a) + (f32::from(b) - f32::from(a)) * t).round() as u8;
+            [
+                mix(from[0], to[0]),
+                mix(from[1], to[1]),
+                mix(from[2], to[2]),
+                255,
+            ]
+        })
+        .collect();
+    let mut pixmap = tiny_skia::Pixmap::new(width, height)
+        .ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
+    let (w, h) = (width as usize, height as usize);
+    // t = (x / w + y / h) / 2, in table steps.
+    let scale_x = (STEPS - 1) as f32 / (2.0 * (w.max(2) - 1) as f32);
+    let scale_y = (STEPS - 1) as f32 / (2.0 * (h.max(2) - 1) as f32);
+    for (y, row) in pixmap.data_mut().chunks_exact_mut(w * 4).enumerate() {
+        let row_offset = y as f32 * scale_y;
+        for (x, pixel) in row.chunks_exact_mut(4).enumerate() {
+            let index = (x as f32 * scale_x + row_offset) as usize;
+            pixel.copy_from_slice(&table[index.min(STEPS - 1)]);
+        }
+    }
+    Ok(pixmap)
+}
+
+fn rgb(hex: &str) -> [u8; 3] {
+    let channel = |i: usize| {
+        u8::from_str_radix(hex.get(1 + 2 * i..3 + 2 * i).unwrap_or("00"), 16).unwrap_or(0)
+    };
+    [channel(0), channel(1), channel(2)]
+}
+
+/// Deflate effort: see the benchmark in the README for the size/time trade-off.
+const COMPRESSION: png::Compression = png::Compression::Fastest;
+
 /// Cards are opaque: drop alpha (smaller files) and favour speed over the last few percent of
 /// size (fast deflate).
 fn encode_rgb(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>, RenderError> {
-    let rgb: Vec<u8> = pixmap
-        .data()
-        .chunks_exact(4)
-        .flat_map(|px| [px[0], px[1], px[2]])
-        .collect();
-    let mut out = Vec::with_capacity(rgb.len() / 4);
+    let png_error = |e: png::EncodingError| RenderError::Png(e.to_string());
+    let width = pixmap.width() as usize;
+    let mut out = Vec::with_capacity(width * pixmap.height() as usize);
     {
         let mut encoder = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Fast);
-        let mut writer = encoder
-            .write_header()
-            .map_err(|e| RenderError::Png(e.to_string()))?;
-        writer
-            .write_image_data(&rgb)
-            .map_err(|e| RenderError::Png(e.to_string()))?;
+        encoder.set_compression(COMPRESSION);
+        let mut writer = encoder.write_header().map_err(png_error)?;
+        let mut stream = writer.stream_writer().map_err(png_error)?;
+        // Row by row: no second full-size buffer.
+        let mut row = vec![0u8; width * 3];
+        for source in pixmap.data().chunks_exact(width * 4) {
+            for (rgb, rgba) in row.chunks_exact_mut(3).zip(source.chunks_exact(4)) {
+                rgb.copy_from_slice(&rgba[..3]);
+            }
+            std::io::Write::write_all(&mut stream, &row)
+                .map_err(|e| RenderError::Png(e.to_string()))?;
+        }
+        stream.finish().map_err(png_error)?;
     }
     Ok(out)
 }
