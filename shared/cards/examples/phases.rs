@@ -1,7 +1,5 @@
 //! Where a render's time goes: `cargo run -p cards --release --example phases`.
 
-use std::time::Instant;
-
 use cards::{CardData, Renderer, Size, Theme};
 use domain::{archetypes::Archetype, synthesis::Stats};
 
@@ -23,9 +21,9 @@ fn main() {
         renderer.render(&data, Size::Square).unwrap();
     }
     let runs = 30;
-    let mut totals = [0f64; 5];
+    let mut totals = [0f64; 4];
     for _ in 0..runs {
-        let phases = renderer.profile(&data, Size::Square);
+        let phases = renderer.profile(&data, Size::Square).unwrap();
         for (total, phase) in totals.iter_mut().zip(phases) {
             *total += phase;
         }

@@ -109,11 +109,11 @@ impl Renderer {
 
     /// Milliseconds spent in each phase of one render (for the phases example).
     #[doc(hidden)]
-    pub fn profile(&self, data: &CardData, size: Size) -> [f64; 5] {
+    pub fn profile(&self, data: &CardData, size: Size) -> Result<[f64; 4], RenderError> {
         let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
         let (width, height) = size.dimensions();
         let t = std::time::Instant::now();
-        let svg = layout::svg(&self.fonts, data, size).unwrap_or_default();
+        let svg = layout::svg(&self.fonts, data, size)?;
         let a = ms(t);
         let t = std::time::Instant::now();
         let options = usvg::Options {
@@ -121,15 +121,16 @@ impl Renderer {
             font_family: fonts::PRIMARY_FAMILY.to_owned(),
             ..usvg::Options::default()
         };
-        let tree = usvg::Tree::from_str(&svg, &options).expect("svg");
+        let tree =
+            usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
         let b = ms(t);
         let t = std::time::Instant::now();
-        let mut pixmap = background(data.theme, width, height).expect("pixmap");
+        let mut pixmap = background(data.theme, width, height)?;
         resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
         let c = ms(t);
         let t = std::time::Instant::now();
-        let _ = encode_rgb(&pixmap);
-        [a, b, c, 0.0, ms(t)]
+        encode_rgb(&pixmap)?;
+        Ok([a, b, c, ms(t)])
     }
 
     /// Renders every size.

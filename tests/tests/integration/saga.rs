@@ -570,3 +570,52 @@ async fn persona_routes_answer_404_before_any_persona_exists() {
     assert_eq!(retry.status(), 404);
     assert_eq!(status["state"], "awaiting_responses");
 }
+
+#[tokio::test]
+async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
+    let app = spawn_app().await;
+    let (token, _, _) = app.survey_with_answers("stuck@example.com", 3).await;
+    // The synthesize message is lost (purged) and the job looks stuck for ten minutes.
+    app.aws
+        .sqs
+        .purge_queue()
+        .queue_url(&app.resource("SynthesizeQueue").reference)
+        .send()
+        .await
+        .unwrap();
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE personas SET updated_at = now() - interval '10 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let saga = app.saga(&[]);
+
+    let report = saga
+        .sweep(saga::sweeper::SweepSettings {
+            outbox_after: Duration::from_secs(30),
+            stuck_after: Duration::from_secs(300),
+        })
+        .await
+        .unwrap();
+    let again = saga
+        .sweep(saga::sweeper::SweepSettings {
+            outbox_after: Duration::from_secs(30),
+            stuck_after: Duration::from_secs(300),
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(report.redriven, 1);
+    assert_eq!(
+        again.redriven, 0,
+        "a re-driven job is not re-driven again at once"
+    );
+    let _workers = app.start_workers(saga);
+    app.wait_for_state(&token, "ready", READY_WITHIN).await;
+}

@@ -43,6 +43,35 @@ fn every_saga_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
 }
 
 #[test]
+fn every_sqs_worker_reports_partial_failures_and_its_queue_hides_messages_six_times_its_timeout() {
+    let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let template = Template::parse(&text).unwrap();
+    let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let sources = template.sqs_event_sources().unwrap();
+    let functions: Vec<&str> = sources.iter().map(|s| s.function.as_str()).collect();
+    assert_eq!(functions, ["SynthesizeFunction", "RenderCardFunction"]);
+
+    for source in sources {
+        assert!(source.report_batch_item_failures, "{}", source.function);
+        assert!(source.maximum_concurrency.is_some(), "{}", source.function);
+        let timeout = root["Resources"][source.function.as_str()]["Properties"]["Timeout"]
+            .as_i64()
+            .or_else(|| root["Globals"]["Function"]["Timeout"].as_i64())
+            .unwrap();
+        let visibility = root["Resources"][source.queue.as_str()]["Properties"]
+            ["VisibilityTimeout"]
+            .as_i64()
+            .unwrap();
+        // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+        assert!(
+            visibility >= 6 * timeout,
+            "{}: {visibility} < 6 x {timeout}",
+            source.queue
+        );
+    }
+}
+
+#[test]
 fn every_function_is_arm64_on_provided_al2023_built_with_cargo_lambda() {
     let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
     let template = Template::parse(&text).unwrap();
