@@ -48,8 +48,5 @@ fn source_address(parts: &Parts) -> Option<String> {
 pub fn keyed_hash(key: &[u8], value: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     let tag = hmac::sign(&key, value.as_bytes());
-    tag.as_ref()[..16]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    platform::crypto::hex(&tag.as_ref()[..16])
 }

@@ -218,7 +218,7 @@ impl Digest<'_> {
                 aws_lc_rs::hmac::sign(&key, bytes).as_ref().to_vec()
             }
         };
-        tag.iter().map(|b| format!("{b:02x}")).collect()
+        platform::crypto::hex(&tag)
     }
 }
 

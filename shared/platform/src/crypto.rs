@@ -121,6 +121,17 @@ impl AnswerCipher {
     }
 }
 
+/// Lower-case hex of `bytes` (digests, HMAC tags).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 /// survey id ‖ response id (SPEC "Anonymity").
 fn associated_data(survey_id: Uuid, response_id: Uuid) -> [u8; 32] {
     let mut aad = [0u8; 32];

@@ -89,6 +89,15 @@ impl Saga {
         })
     }
 
+    /// A pooled connection; failing to get one is worth a retry.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, platform::worker::StepError> {
+        self.db.get().await.map_err(|error| {
+            platform::worker::StepError::retryable(
+                anyhow::Error::from(error).context("connecting to PostgreSQL"),
+            )
+        })
+    }
+
     /// The card renderer, built (fonts parsed) on first use only: the synthesize worker never
     /// pays for it.
     pub fn renderer(&self) -> &cards::Renderer {

@@ -35,12 +35,7 @@ impl Saga {
             persona_id: id,
             generation,
         } = message.body;
-        let client = self
-            .db
-            .get()
-            .await
-            .context("connecting to PostgreSQL")
-            .map_err(retryable)?;
+        let client = self.client().await?;
         let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
             return Err(StepError::permanent("unknown_persona"));
         };
@@ -111,12 +106,7 @@ impl Saga {
             stored.push(self.upload(id, card).await.map_err(retryable)?);
         }
         self.faults.at(FaultPoint::AfterUploadBeforeCommit)?;
-        let client = self
-            .db
-            .get()
-            .await
-            .context("connecting to PostgreSQL")
-            .map_err(retryable)?;
+        let client = self.client().await?;
         let ready = personas::transition(
             &client,
             "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
@@ -143,11 +133,7 @@ impl Saga {
     }
 
     async fn upload(&self, persona_id: uuid::Uuid, card: &Card) -> anyhow::Result<StoredCard> {
-        let hash: String = digest::digest(&digest::SHA256, &card.png)
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = platform::crypto::hex(digest::digest(&digest::SHA256, &card.png).as_ref());
         let key = format!("cards/{persona_id}/{hash}.png");
         self.aws
             .s3

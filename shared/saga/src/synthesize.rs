@@ -41,12 +41,7 @@ impl Saga {
 
     async fn synthesize_step(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
         let id = message.body.persona_id;
-        let client = self
-            .db
-            .get()
-            .await
-            .context("connecting to PostgreSQL")
-            .map_err(retryable)?;
+        let client = self.client().await?;
         let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
             warn!(persona_id = %id, "synthesize message for an unknown persona");
             return Err(StepError::permanent("unknown_persona"));
@@ -101,12 +96,7 @@ impl Saga {
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
 
-        let mut client = self
-            .db
-            .get()
-            .await
-            .context("connecting to PostgreSQL")
-            .map_err(retryable)?;
+        let mut client = self.client().await?;
         let tx = client
             .transaction()
             .await
@@ -218,12 +208,7 @@ impl Saga {
         code: &str,
         retryable_error: bool,
     ) -> Result<(), StepError> {
-        let client = self
-            .db
-            .get()
-            .await
-            .context("connecting to PostgreSQL")
-            .map_err(retryable)?;
+        let client = self.client().await?;
         let failed = personas::transition(
             &client,
             "UPDATE personas SET state = 'failed', state_version = state_version + 1,

@@ -203,14 +203,7 @@ pub async fn dev_sign_in(
         ));
     }
     let digest = digest::digest(&digest::SHA256, email.as_bytes());
-    let subject = format!(
-        "dev:{}",
-        digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let subject = format!("dev:{}", platform::crypto::hex(digest.as_ref()));
     Ok(Json(
         sessions::sign_in(&state.db, &state.tokens, &subject, &first_name(Some(name))).await?,
     ))

@@ -158,7 +158,7 @@ fn marker_pk(key: &[u8; 32], value: &str) -> String {
 /// Hex HMAC-SHA256 of `value` under a day key: unlinkable once the key is deleted.
 pub fn keyed(key: &[u8; 32], value: &str) -> String {
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), value.as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    platform::crypto::hex(tag.as_ref())
 }
 
 async fn read_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<Option<[u8; 32]>> {
