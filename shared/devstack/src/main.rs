@@ -73,7 +73,19 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 async fn migrate() -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| anyhow::anyhow!("DATABASE_URL must name the database to migrate"))?;
-    let applied = platform::db::migrate(&url).await?;
+    // RDS forces TLS: verify it against the CA bundle, as the functions do.
+    let ca_pem = match std::env::var("DATABASE_CA_FILE")
+        .ok()
+        .filter(|path| !path.is_empty())
+    {
+        Some(path) => Some(
+            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("DATABASE_CA_FILE: {e}"))?,
+        ),
+        None => std::env::var("DATABASE_CA_PEM")
+            .ok()
+            .filter(|pem| !pem.is_empty()),
+    };
+    let applied = platform::db::migrate_with(&url, ca_pem.as_deref()).await?;
     if applied.is_empty() {
         eprintln!("devstack: the database is up to date");
     }

@@ -27,6 +27,11 @@ pub struct TempPostgres {
 impl TempPostgres {
     /// Starts a fresh server; takes about a second.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_tls(None)
+    }
+
+    /// Starts a server that also accepts TLS with `(certificate PEM, private key PEM)`.
+    pub fn start_with_tls(tls: Option<(&str, &str)>) -> anyhow::Result<Self> {
         remove_stale_dirs();
         let user = server_user()?;
         let dir = tempfile::Builder::new()
@@ -58,6 +63,26 @@ impl TempPostgres {
             bail!("initdb failed: {}", String::from_utf8_lossy(&output.stderr));
         }
 
+        let mut tls_settings = Vec::new();
+        if let Some((certificate, key)) = tls {
+            for (name, contents) in [("server.crt", certificate), ("server.key", key)] {
+                let path = dir.join(name);
+                std::fs::write(&path, contents)?;
+                if let Some((uid, gid)) = user {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+                }
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            tls_settings = vec![
+                "-c".to_owned(),
+                "ssl=on".to_owned(),
+                "-c".to_owned(),
+                format!("ssl_cert_file={}", dir.join("server.crt").display()),
+                "-c".to_owned(),
+                format!("ssl_key_file={}", dir.join("server.key").display()),
+            ];
+        }
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("postgres.log"))?;
         if let Some((uid, gid)) = user {
@@ -81,6 +106,7 @@ impl TempPostgres {
                 "-c",
                 "max_connections=300",
             ])
+            .args(&tls_settings)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -89,6 +115,23 @@ impl TempPostgres {
         // SIGINT is PostgreSQL's "fast shutdown": clients are disconnected, then it exits.
         let child = Child::spawn("postgres", server, libc::SIGINT).context("starting postgres")?;
         wait_for_port(&child, port, Duration::from_secs(30))?;
+        // The port opens before the server accepts sessions ("the database system is starting
+        // up"); wait for the real thing.
+        let ready = binary("pg_isready")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let accepting = Command::new(&ready)
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .is_ok_and(|status| status.success());
+            if accepting {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("PostgreSQL did not accept connections within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(Self {
             child,
             dir,

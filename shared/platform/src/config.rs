@@ -14,6 +14,12 @@ use secrecy::{SecretSlice, SecretString};
 pub struct Config {
     /// `DATABASE_URL`: libpq-style URL of the PostgreSQL source of truth.
     pub database_url: SecretString,
+    /// `DATABASE_CA_PEM` (PEM text) or `DATABASE_CA_FILE` (a path, e.g. a bundle in a Lambda
+    /// layer: Lambda's environment is limited to 4 KB): the CA certificates that signed the
+    /// database's certificate (for RDS, the region's bundle). When set, connections use TLS
+    /// verified against them; add `?sslmode=require` to `DATABASE_URL` to refuse plaintext.
+    /// Unset: no TLS (the local stack).
+    pub database_ca_pem: Option<String>,
     /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
     /// time, so a small pool keeps RDS connection counts proportional to concurrency.
     pub db_pool_size: usize,
@@ -191,6 +197,7 @@ impl Config {
         let mut env = Env::new(lookup);
         let config = Config {
             database_url: SecretString::from(env.required::<String>("DATABASE_URL")),
+            database_ca_pem: env.ca_bundle(),
             db_pool_size: env.optional("DB_POOL_SIZE", 2),
             table_name: env.required("TABLE_NAME"),
             cards_bucket: env.required("CARDS_BUCKET"),
@@ -285,6 +292,23 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             );
         }
         value
+    }
+
+    fn ca_bundle(&mut self) -> Option<String> {
+        if let Some(pem) = self.get("DATABASE_CA_PEM") {
+            return Some(pem);
+        }
+        let path = self.get("DATABASE_CA_FILE")?;
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => Some(pem),
+            Err(error) => {
+                self.problems.insert(
+                    "DATABASE_CA_FILE".into(),
+                    format!("cannot be read ({error})"),
+                );
+                None
+            }
+        }
     }
 
     /// An optional `http(s)://` URL with a default.
@@ -409,6 +433,21 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("TABLE_NAME is missing"), "{message}");
         assert!(message.contains("DB_POOL_SIZE is malformed"), "{message}");
+    }
+
+    #[test]
+    fn the_database_ca_comes_from_text_or_a_file_and_an_unreadable_file_is_named() {
+        let mut env = complete();
+        env.insert("DATABASE_CA_FILE", "/nonexistent/bundle.pem");
+        let error = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(error.problems.contains_key("DATABASE_CA_FILE"));
+
+        env.insert("DATABASE_CA_PEM", "-----BEGIN CERTIFICATE-----");
+        let config = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(
+            config.database_ca_pem.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! the binary by refinery, so the `devstack migrate` command, the local stack and the test harness
 //! all apply exactly the files that were compiled.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rustls_pki_types::{pem::PemObject, CertificateDer};
 use secrecy::ExposeSecret;
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::Config;
 
@@ -18,23 +20,28 @@ refinery::embed_migrations!("migrations");
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
 /// start never waits on the database unless the request needs it.
 pub fn pool(config: &Config) -> anyhow::Result<Pool> {
-    pool_for(config.database_url.expose_secret(), config.db_pool_size)
+    pool_for(
+        config.database_url.expose_secret(),
+        config.db_pool_size,
+        config.database_ca_pem.as_deref(),
+    )
 }
 
-/// Builds a pool for `url` with at most `size` connections.
-pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
+/// Builds a pool for `url` with at most `size` connections; TLS verified against `ca_pem` when
+/// given.
+pub fn pool_for(url: &str, size: usize, ca_pem: Option<&str>) -> anyhow::Result<Pool> {
     let pg_config: tokio_postgres::Config = url
         .parse()
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    let manager = deadpool_postgres::Manager::from_config(
-        pg_config,
-        NoTls,
-        ManagerConfig {
-            // `Fast` skips a round trip per checkout; broken connections are still detected by
-            // tokio-postgres and discarded.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    // `Fast` skips a round trip per checkout; broken connections are still detected by
+    // tokio-postgres and discarded.
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match ca_pem {
+        Some(pem) => deadpool_postgres::Manager::from_config(pg_config, tls(pem)?, manager_config),
+        None => deadpool_postgres::Manager::from_config(pg_config, NoTls, manager_config),
+    };
     Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
@@ -44,12 +51,55 @@ pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
         .context("building the PostgreSQL pool")
 }
 
+/// A TLS connector that trusts only the CAs in `pem` (RDS certificates are not signed by a
+/// public CA, so the system store would not do).
+pub fn tls(pem: &str) -> anyhow::Result<MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots
+            .add(certificate.context("DATABASE_CA_PEM holds a malformed certificate")?)
+            .context("DATABASE_CA_PEM holds an unusable certificate")?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("DATABASE_CA_PEM holds no certificate");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("configuring TLS")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// Applies every embedded migration not yet applied; returns the names of those it applied.
 pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .context("connecting to PostgreSQL to migrate")?;
-    let driver = tokio::spawn(connection);
+    migrate_with(url, None).await
+}
+
+/// [`migrate`] with an explicit CA bundle.
+pub async fn migrate_with(url: &str, ca_pem: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let (mut client, driver) = match ca_pem {
+        Some(pem) => {
+            let (client, connection) = tokio_postgres::connect(url, tls(pem)?)
+                .await
+                .context("connecting to PostgreSQL to migrate")?;
+            (
+                client,
+                tokio::spawn(async move { connection.await.map(|_| ()) }),
+            )
+        }
+        None => {
+            let (client, connection) = tokio_postgres::connect(url, NoTls)
+                .await
+                .context("connecting to PostgreSQL to migrate")?;
+            (
+                client,
+                tokio::spawn(async move { connection.await.map(|_| ()) }),
+            )
+        }
+    };
     let report = migrations::runner()
         .run_async(&mut client)
         .await
