@@ -249,3 +249,46 @@ async fn a_panicking_record_does_not_fail_the_others_in_its_batch() {
         "the panicked one waits out its visibility timeout"
     );
 }
+
+#[tokio::test]
+async fn the_sample_sqs_events_run_through_the_worker_handlers() {
+    let app = spawn_app().await;
+    let saga = app.saga(&[]);
+    let load = |name: &str| -> aws_lambda_events::sqs::SqsEvent {
+        serde_json::from_str(&std::fs::read_to_string(integration_tests::repo_path(name)).unwrap())
+            .unwrap()
+    };
+
+    // The sample names a persona this database does not have: permanently undeliverable, so it
+    // is parked in the dead-letter queue (with its reason and request id) and acknowledged.
+    let synthesize = saga
+        .synthesize_batch(load("events/synthesize/job.json"))
+        .await;
+    let render = saga.render_batch(load("events/render_card/job.json")).await;
+
+    assert!(synthesize.batch_item_failures.is_empty());
+    assert!(render.batch_item_failures.is_empty());
+    for dead_letters in ["SynthesizeDeadLetterQueue", "RenderDeadLetterQueue"] {
+        let messages = app
+            .aws
+            .sqs
+            .receive_message()
+            .queue_url(&app.resource(dead_letters).reference)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        assert_eq!(messages.len(), 1, "{dead_letters}");
+        let attributes = messages[0].message_attributes.as_ref().unwrap();
+        assert_eq!(
+            attributes["failure_reason"].string_value(),
+            Some("unknown_persona")
+        );
+        assert_eq!(
+            attributes[REQUEST_ID_ATTRIBUTE].string_value(),
+            Some("Vq1aBcDeIAMEbcw=")
+        );
+    }
+}
