@@ -3,6 +3,7 @@
 //! Lambda's SQS event, delete what succeeded, and leave failed records to come back after their
 //! visibility timeout (and to the dead-letter queue after `maxReceiveCount` receives).
 //!
+//! A batch that outlives the function's `Timeout` fails as a whole, as in Lambda.
 //! Partial batch responses follow Lambda's rules: only with `ReportBatchItemFailures` are
 //! individual ids honoured; an empty or unknown id, or a handler that panics, fails the whole
 //! batch. <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
@@ -67,10 +68,19 @@ impl Poller {
             return Ok(0);
         }
         let event = lambda_event(&messages, &self.queue_arn)?;
-        let outcome = AssertUnwindSafe((self.handler)(event)).catch_unwind().await;
+        // Like Lambda: a batch that outlives the function's timeout fails as a whole.
+        let timeout = Duration::from_secs(self.source.timeout_seconds.max(1));
+        let handled = AssertUnwindSafe((self.handler)(event)).catch_unwind();
+        let outcome = tokio::time::timeout(timeout, handled).await;
+        if outcome.is_err() {
+            tracing::warn!(
+                function = self.source.function,
+                "batch timed out; every record comes back"
+            );
+        }
         let failed = failed_indices(
             &messages,
-            outcome.ok(),
+            outcome.ok().and_then(Result::ok),
             self.source.report_batch_item_failures,
         );
         let entries: Vec<_> = messages

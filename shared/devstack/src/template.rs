@@ -29,6 +29,8 @@ pub struct SqsEventSource {
     pub report_batch_item_failures: bool,
     /// `ScalingConfig.MaximumConcurrency`, when set.
     pub maximum_concurrency: Option<u32>,
+    /// The function's `Timeout` (or the Globals' one; Lambda's default is 3 s).
+    pub timeout_seconds: u64,
 }
 
 /// What an intrinsic function resolves to for one local resource.
@@ -77,7 +79,18 @@ impl Template {
     /// Every SQS event source of every function.
     pub fn sqs_event_sources(&self) -> anyhow::Result<Vec<SqsEventSource>> {
         let mut sources = Vec::new();
+        let global_timeout = self
+            .root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64);
         for (function, properties) in self.resources_of("AWS::Serverless::Function") {
+            let timeout_seconds = properties
+                .get("Timeout")
+                .and_then(Value::as_u64)
+                .or(global_timeout)
+                .unwrap_or(3);
             let Some(events) = properties.get("Events").and_then(Value::as_mapping) else {
                 continue;
             };
@@ -107,6 +120,7 @@ impl Template {
                         .and_then(|c| c.get("MaximumConcurrency"))
                         .and_then(Value::as_u64)
                         .map(|n| n as u32),
+                    timeout_seconds,
                 });
             }
         }
@@ -423,6 +437,7 @@ Resources:
                 batch_size: 5,
                 report_batch_item_failures: true,
                 maximum_concurrency: Some(3),
+                timeout_seconds: 3,
             }]
         );
     }

@@ -81,6 +81,7 @@ async fn harness() -> Harness {
                 batch_size: 10,
                 report_batch_item_failures: true,
                 maximum_concurrency: None,
+                timeout_seconds: 60,
             },
             queue_url: queue.reference.clone(),
             queue_arn: queue.arn.clone(),
@@ -291,4 +292,44 @@ async fn the_sample_sqs_events_run_through_the_worker_handlers() {
             Some("Vq1aBcDeIAMEbcw=")
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_that_outlives_the_function_timeout_fails_as_a_whole_like_lambda() {
+    let h = harness().await;
+    let mut poller = h.poller.clone();
+    poller.source.timeout_seconds = 1;
+    poller.handler = Arc::new(|_event| {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            SqsBatchResponse::default()
+        })
+    });
+    h.send(r#"{"kind":"ok"}"#, "req-slow").await;
+
+    let started = std::time::Instant::now();
+    poller.poll_once(&h.sqs).await.unwrap();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the poller gave up at the timeout: {:?}",
+        started.elapsed()
+    );
+    let attributes = h
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&h.queue_url)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(
+        attributes[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        "1",
+        "not deleted: it comes back after the visibility timeout"
+    );
 }
