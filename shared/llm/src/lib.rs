@@ -20,7 +20,7 @@ pub enum Provider {
 }
 
 /// An OpenAI-compatible `/chat/completions` endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiCompatible {
     pub base_url: String,
     pub api_key: Option<String>,
@@ -28,6 +28,16 @@ pub struct OpenAiCompatible {
     pub models: Vec<String>,
     pub timeout: Duration,
     pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OpenAiCompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiCompatible")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("models", &self.models)
+            .finish()
+    }
 }
 
 /// Text and who wrote it (`rule_based` or `llm:<model>`), stored with the persona.

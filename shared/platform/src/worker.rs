@@ -95,7 +95,8 @@ pub struct SqsQueueOps {
 impl QueueOps for SqsQueueOps {
     async fn retry_later(&self, receipt_handle: &str, after: Duration) -> anyhow::Result<()> {
         // 12 hours is SQS's ceiling for a message's visibility timeout.
-        let seconds = after.as_secs().min(43_200) as i32;
+        // Rounded up: a sub-second backoff must not collapse to "at once".
+        let seconds = after.as_secs_f64().ceil().min(43_200.0) as i32;
         self.client
             .change_message_visibility()
             .queue_url(&self.queue_url)

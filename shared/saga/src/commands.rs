@@ -115,7 +115,7 @@ impl Saga {
         drop(client);
         let row = personas::from_row(&row);
         self.publisher.publish(&self.db, &[outbox_id]).await;
-        self.write_status(&row).await;
+        self.write_progress(&row).await;
         Ok(Started::New(row))
     }
 
@@ -146,7 +146,7 @@ impl Saga {
                  failed_step = NULL, error_code = NULL, error_retryable = NULL, updated_at = now()
              WHERE id = $1 AND state = 'failed' AND state_version = $2"
         };
-        self.move_and_queue(&latest, sql, request_id)
+        self.move_and_queue(&latest, sql, None, request_id)
             .await?
             .ok_or(CommandError::NotFailed)
     }
@@ -167,34 +167,35 @@ impl Saga {
         if latest.state != PersonaState::Ready {
             return Err(CommandError::NotReady);
         }
-        let client = self.db.get().await.context("connecting to PostgreSQL")?;
-        client
-            .execute(
-                "UPDATE personas SET theme = $2 WHERE id = $1",
-                &[&latest.id, &theme],
-            )
-            .await
-            .context("setting the theme")?;
-        drop(client);
+        // The theme changes inside the compare-and-set: of two racing requests, the one that
+        // wins also sets the theme its render will use.
         let sql = "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
-                 render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
-                 render_finished_at = NULL, updated_at = now()
+                 theme = $3, render_generation = render_generation + 1, render_attempts = 0,
+                 render_started_at = NULL, render_finished_at = NULL, updated_at = now()
              WHERE id = $1 AND state = 'ready' AND state_version = $2";
-        self.move_and_queue(&latest, sql, request_id)
+        self.move_and_queue(&latest, sql, Some(theme), request_id)
             .await?
             .ok_or(CommandError::NotReady)
     }
 
+    /// Runs the guarded `sql` (`$1` id, `$2` state_version, `$3` the theme when given) and
+    /// queues the step the row moved to, in one transaction.
     async fn move_and_queue(
         &self,
         row: &PersonaRow,
         sql: &str,
+        theme: Option<&str>,
         request_id: Option<&str>,
     ) -> anyhow::Result<Option<PersonaRow>> {
         let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
         let tx = client.transaction().await?;
-        let Some(moved) = personas::transition(&tx, sql, &[&row.id, &row.state_version]).await?
-        else {
+        let moved = match theme {
+            Some(theme) => {
+                personas::transition(&tx, sql, &[&row.id, &row.state_version, &theme]).await?
+            }
+            None => personas::transition(&tx, sql, &[&row.id, &row.state_version]).await?,
+        };
+        let Some(moved) = moved else {
             return Ok(None);
         };
         let (queue, body) = match moved.state {
@@ -216,7 +217,7 @@ impl Saga {
         tx.commit().await?;
         drop(client);
         self.publisher.publish(&self.db, &[outbox_id]).await;
-        self.write_status(&moved).await;
+        self.write_progress(&moved).await;
         Ok(Some(moved))
     }
 

@@ -123,12 +123,33 @@ impl Saga {
     }
 
     /// Rewrites the status read model from `row` (ignored when a newer status is stored).
-    pub async fn write_status(&self, row: &personas::PersonaRow) {
+    pub async fn write_status(&self, row: &personas::PersonaRow) -> anyhow::Result<()> {
         let status = personas::status_of(row);
         let sequence = domain::personas::status_sequence(row.version, row.state_version);
-        if let Err(error) = self.status.put(row.owner_id, sequence, &status).await {
+        self.status
+            .put(row.owner_id, sequence, &status)
+            .await
+            .map(|_| ())
+    }
+
+    /// A progress write (`synthesizing`, `rendering` started): a later write supersedes it, so a
+    /// failure is only logged.
+    pub async fn write_progress(&self, row: &personas::PersonaRow) {
+        if let Err(error) = self.write_status(row).await {
             tracing::warn!(persona_id = %row.id, error = format!("{error:#}"), "could not write the status");
         }
+    }
+
+    /// A terminal or hand-over write (`rendering` after synthesis, `ready`, `failed`): nothing
+    /// else would write it, so a failure makes the step retry (the redelivery finds the row
+    /// moved on and only rewrites the status).
+    pub async fn write_final_status(
+        &self,
+        row: &personas::PersonaRow,
+    ) -> Result<(), platform::worker::StepError> {
+        self.write_status(row).await.map_err(|error| {
+            platform::worker::StepError::retryable(error.context("writing the status"))
+        })
     }
 }
 

@@ -137,13 +137,14 @@ pub async fn latest_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<Perso
     Ok(row.as_ref().map(from_row))
 }
 
-/// The owner's newest ready persona.
+/// The owner's newest persona that has cards: ready, or re-rendering (or failed re-rendering)
+/// in another theme, in which case its last cards are still good.
 pub async fn latest_ready_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
         .query_opt(
             &format!(
-                "SELECT {COLUMNS} FROM personas WHERE owner_id = $1 AND state = 'ready'
+                "SELECT {COLUMNS} FROM personas WHERE owner_id = $1 AND cards IS NOT NULL
                  ORDER BY version DESC LIMIT 1"
             ),
             &[&owner_id],

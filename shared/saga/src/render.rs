@@ -45,8 +45,7 @@ impl Saga {
                 "render message for a finished or newer render; nothing to do"
             );
             // A crash after the commit may have skipped the status write; it is idempotent.
-            self.write_status(&row).await;
-            return Ok(());
+            return self.write_final_status(&row).await;
         }
         let Some(row) = personas::transition(
             &client,
@@ -61,7 +60,7 @@ impl Saga {
             return Ok(());
         };
         drop(client);
-        self.write_status(&row).await;
+        self.write_progress(&row).await;
 
         let (Some(name), Some(archetype), Some(stats)) =
             (row.name.clone(), row.archetype, row.stats)
@@ -127,7 +126,7 @@ impl Saga {
             return Ok(());
         };
         self.faults.at(FaultPoint::AfterRenderCommitBeforeStatus)?;
-        self.write_status(&ready).await;
+        self.write_final_status(&ready).await?;
         info!("persona ready");
         Ok(())
     }

@@ -28,8 +28,9 @@ impl Default for SweepSettings {
     fn default() -> Self {
         Self {
             outbox_after: Duration::from_secs(30),
-            // Twice the longest step (the synthesize worker's 60 s timeout).
-            stuck_after: Duration::from_secs(180),
+            // Past the longest visibility timeout (the synthesize queue's 360 s): a message that
+            // is only waiting to become visible again is not stuck.
+            stuck_after: Duration::from_secs(420),
         }
     }
 }
@@ -86,11 +87,14 @@ impl Saga {
         for row in rows.iter().map(personas::from_row) {
             let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
             let tx = client.transaction().await?;
-            // CAS: a worker that moves the row meanwhile wins, and we leave it alone.
+            // CAS: a worker that moves the row meanwhile wins, and so does an overlapping sweep
+            // (it has already touched `updated_at`).
             let touched = tx
                 .execute(
-                    "UPDATE personas SET updated_at = now() WHERE id = $1 AND state_version = $2",
-                    &[&row.id, &row.state_version],
+                    "UPDATE personas SET updated_at = now()
+                     WHERE id = $1 AND state_version = $2
+                       AND updated_at < now() - make_interval(secs => $3)",
+                    &[&row.id, &row.state_version, &stuck_after.as_secs_f64()],
                 )
                 .await?;
             if touched == 0 {
@@ -141,15 +145,15 @@ impl Saga {
                 break;
             }
             for message in messages {
-                let persona_id = message
+                let body = message
                     .body
                     .as_deref()
-                    .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
-                    .and_then(|body| {
-                        body["persona_id"]
-                            .as_str()
-                            .and_then(|id| id.parse::<Uuid>().ok())
-                    });
+                    .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
+                let persona_id = body.as_ref().and_then(|body| {
+                    body["persona_id"]
+                        .as_str()
+                        .and_then(|id| id.parse::<Uuid>().ok())
+                });
                 let Some(persona_id) = persona_id else {
                     warn!(
                         step,
@@ -178,19 +182,38 @@ impl Saga {
                     })
                     .unwrap_or("dead_lettered")
                     .to_owned();
+                // Only the run this message belongs to fails: a synthesize message only while
+                // synthesis is pending, a render message only for its own render generation.
+                let generation = body
+                    .as_ref()
+                    .and_then(|body| body["generation"].as_i64())
+                    .unwrap_or(-1) as i32;
                 let client = self.db.get().await.context("connecting to PostgreSQL")?;
                 let failed = personas::transition(
                     &client,
                     "UPDATE personas SET state = 'failed', state_version = state_version + 1,
                          failed_step = $2, error_code = $3, error_retryable = true, updated_at = now()
-                     WHERE id = $1 AND state IN ('queued', 'synthesizing', 'rendering')",
-                    &[&persona_id, &step, &reason],
+                     WHERE id = $1 AND (
+                         ($2 = 'synthesize' AND state IN ('queued', 'synthesizing'))
+                      OR ($2 = 'render_card' AND state = 'rendering' AND render_generation = $4))",
+                    &[&persona_id, &step, &reason, &generation],
                 )
                 .await?;
+                // The status of a row failed here, or by an earlier sweep whose status write was
+                // lost; the message is kept until that write succeeds.
+                let row = match failed {
+                    Some(failed) => {
+                        warn!(persona_id = %persona_id, step, reason, "dead-lettered job marked failed");
+                        Some(failed)
+                    }
+                    None => personas::load(&client, persona_id).await?,
+                };
                 drop(client);
-                if let Some(failed) = failed {
-                    warn!(persona_id = %persona_id, step, reason, "dead-lettered job marked failed");
-                    self.write_status(&failed).await;
+                if let Some(row) = row.filter(|row| row.state == PersonaState::Failed) {
+                    if let Err(error) = self.write_status(&row).await {
+                        warn!(persona_id = %persona_id, error = format!("{error:#}"), "status not written; the dead letter is kept");
+                        continue;
+                    }
                 }
                 if let Some(handle) = &message.receipt_handle {
                     self.aws

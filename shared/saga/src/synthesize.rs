@@ -49,8 +49,7 @@ impl Saga {
         if !matches!(row.state, PersonaState::Queued | PersonaState::Synthesizing) {
             info!(persona_id = %id, state = row.state.as_str(), "already past synthesis; nothing to do");
             // A crash after the commit may have skipped the status write; it is idempotent.
-            self.write_status(&row).await;
-            return Ok(());
+            return self.write_final_status(&row).await;
         }
         let Some(row) = personas::transition(
             &client,
@@ -67,7 +66,7 @@ impl Saga {
             return Ok(());
         };
         drop(client);
-        self.write_status(&row).await;
+        self.write_progress(&row).await;
 
         let brief = self.brief(&row).await.map_err(retryable)?;
         let attempt = row.synthesize_attempts;
@@ -161,8 +160,7 @@ impl Saga {
         info!(persona_id = %id, synthesized_by = written.synthesized_by, "synthesized");
         self.faults.at(FaultPoint::AfterSynthesisCommit)?;
         self.publisher.publish(&self.db, &[outbox_id]).await;
-        self.write_status(&moved).await;
-        Ok(())
+        self.write_final_status(&moved).await
     }
 
     /// Decrypts and aggregates the survey's answers.
@@ -218,10 +216,10 @@ impl Saga {
         )
         .await
         .map_err(retryable)?;
-        if let Some(failed) = failed {
-            self.write_status(&failed).await;
+        match failed {
+            Some(failed) => self.write_final_status(&failed).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

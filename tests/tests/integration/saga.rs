@@ -494,6 +494,18 @@ async fn the_card_can_be_rendered_again_in_another_theme_and_the_persona_publish
         rerender.json::<Value>().await.unwrap()["state"],
         "rendering"
     );
+    let during = app
+        .http
+        .get(app.url("/v1/personas/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        during.status(),
+        200,
+        "the persona stays visible with its last cards while re-rendering"
+    );
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let persona: Value = app
         .http
@@ -618,4 +630,94 @@ async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
     );
     let _workers = app.start_workers(saga);
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
+}
+
+#[tokio::test]
+async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
+    let app = spawn_app().await;
+    let _workers = app.start_workers(app.saga(&[]));
+    let (token, _, _) = app.survey_with_answers("stale-dlq@example.com", 3).await;
+    app.wait_for_state(&token, "ready", READY_WITHIN).await;
+    let persona_id: String = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id::text FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // An old synthesize message and a render message of a superseded generation reach the DLQs.
+    for (queue, body) in [
+        (
+            "SynthesizeDeadLetterQueue",
+            json!({"persona_id": persona_id}),
+        ),
+        (
+            "RenderDeadLetterQueue",
+            json!({"persona_id": persona_id, "generation": 0}),
+        ),
+    ] {
+        app.aws
+            .sqs
+            .send_message()
+            .queue_url(&app.resource(queue).reference)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Whichever sweep gets there first (the workers run one too) handles and deletes them.
+    app.saga(&[])
+        .sweep(saga::sweeper::SweepSettings::default())
+        .await
+        .unwrap();
+
+    for queue in ["SynthesizeDeadLetterQueue", "RenderDeadLetterQueue"] {
+        let mut remaining = -1;
+        for _ in 0..40 {
+            let left = app
+                .aws
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&app.resource(queue).reference)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap();
+            let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+                left.get(&name)
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            remaining = count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                + count(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                );
+            if remaining == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(remaining, 0, "{queue} handled and emptied");
+    }
+    let status: Value = app
+        .http
+        .get(app.url("/v1/personas/me/status"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "ready");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM personas WHERE state = 'ready'").await,
+        1
+    );
 }
