@@ -297,6 +297,19 @@ impl TestApp {
         &self.state.config
     }
 
+    /// The single integer `sql` selects from this app's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.state
+            .db
+            .get()
+            .await
+            .expect("a connection")
+            .query_one(sql, &[])
+            .await
+            .expect("the count query")
+            .get(0)
+    }
+
     /// A saga configured like the template's worker functions (sharing this app's keys), with
     /// `extra` overrides.
     pub fn saga(&self, extra: &[(&str, &str)]) -> saga::Saga {

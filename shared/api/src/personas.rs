@@ -218,7 +218,7 @@ pub async fn my_persona(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<PersonaView>, ApiError> {
-    let row = personas::latest_ready_of(&state.db, user.id)
+    let row = personas::latest_with_cards(&state.db, user.id)
         .await?
         .ok_or_else(|| command_error(CommandError::NoPersona))?;
     Ok(Json(view(&state, &row).await?))

@@ -43,19 +43,13 @@ impl AppState {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
+        // One cipher, publisher and status store, shared with the saga commands.
         Ok(Self {
             clock: Arc::new(SystemClock),
-            cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+            cipher: saga.cipher.clone(),
             day_keys: Arc::new(DayKeys::default()),
-            publisher: Publisher {
-                sqs: aws.sqs.clone(),
-                synthesize_queue_url: config.synthesize_queue_url.clone(),
-                render_queue_url: config.render_queue_url.clone(),
-            },
-            status: StatusStore {
-                dynamodb: aws.dynamodb.clone(),
-                table: config.table_name.clone(),
-            },
+            publisher: saga.publisher.clone(),
+            status: saga.status.clone(),
             db: pool,
             saga,
             tokens: Arc::new(AccessTokens::new(&config)),

@@ -37,6 +37,15 @@ impl Fonts {
         }
     }
 
+    /// Parsing options that use only the bundled fonts.
+    pub fn options(&self) -> resvg::usvg::Options<'static> {
+        resvg::usvg::Options {
+            fontdb: self.database.clone(),
+            font_family: PRIMARY_FAMILY.to_owned(),
+            ..resvg::usvg::Options::default()
+        }
+    }
+
     fn covers(&self, c: char) -> bool {
         self.faces.iter().any(|face| face.glyph_index(c).is_some())
     }

@@ -158,12 +158,7 @@ fn measure(fonts: &Fonts, text: &str) -> f32 {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="10000" height="200"><text id="t" x="0" y="150" font-size="100" font-weight="700">{}</text></svg>"#,
         escape(text)
     );
-    let options = usvg::Options {
-        fontdb: fonts.database.clone(),
-        font_family: crate::fonts::PRIMARY_FAMILY.to_owned(),
-        ..usvg::Options::default()
-    };
-    usvg::Tree::from_str(&svg, &options)
+    usvg::Tree::from_str(&svg, &fonts.options())
         .ok()
         .and_then(|tree| tree.root().abs_bounding_box().width().into())
         .unwrap_or(text.chars().count() as f32 * 100.0)

@@ -87,50 +87,48 @@ impl Renderer {
 
     /// Renders one size.
     pub fn render(&self, data: &CardData, size: Size) -> Result<Card, RenderError> {
+        self.render_timed(data, size, |_| {})
+    }
+
+    /// Milliseconds spent in each phase of one render: SVG string, parse and text layout,
+    /// rasterizing, PNG encoding (for the phases example).
+    #[doc(hidden)]
+    pub fn profile(&self, data: &CardData, size: Size) -> Result<[f64; 4], RenderError> {
+        let mut phases = [0.0; 4];
+        let mut phase = 0;
+        let mut last = std::time::Instant::now();
+        self.render_timed(data, size, |_| {
+            phases[phase] = last.elapsed().as_secs_f64() * 1000.0;
+            phase += 1;
+            last = std::time::Instant::now();
+        })?;
+        Ok(phases)
+    }
+
+    /// The render, calling `phase_done` after each of its four phases.
+    fn render_timed(
+        &self,
+        data: &CardData,
+        size: Size,
+        mut phase_done: impl FnMut(usize),
+    ) -> Result<Card, RenderError> {
         let (width, height) = size.dimensions();
         let svg = layout::svg(&self.fonts, data, size)?;
-        let options = usvg::Options {
-            fontdb: self.fonts.database.clone(),
-            font_family: fonts::PRIMARY_FAMILY.to_owned(),
-            ..usvg::Options::default()
-        };
-        let tree =
-            usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
+        phase_done(0);
+        let tree = usvg::Tree::from_str(&svg, &self.fonts.options())
+            .map_err(|e| RenderError::Svg(e.to_string()))?;
+        phase_done(1);
         let mut pixmap = background(data.theme, width, height)?;
         resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        phase_done(2);
         let png = encode_rgb(&pixmap)?;
+        phase_done(3);
         Ok(Card {
             size,
             width,
             height,
             png,
         })
-    }
-
-    /// Milliseconds spent in each phase of one render (for the phases example).
-    #[doc(hidden)]
-    pub fn profile(&self, data: &CardData, size: Size) -> Result<[f64; 4], RenderError> {
-        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
-        let (width, height) = size.dimensions();
-        let t = std::time::Instant::now();
-        let svg = layout::svg(&self.fonts, data, size)?;
-        let a = ms(t);
-        let t = std::time::Instant::now();
-        let options = usvg::Options {
-            fontdb: self.fonts.database.clone(),
-            font_family: fonts::PRIMARY_FAMILY.to_owned(),
-            ..usvg::Options::default()
-        };
-        let tree =
-            usvg::Tree::from_str(&svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
-        let b = ms(t);
-        let t = std::time::Instant::now();
-        let mut pixmap = background(data.theme, width, height)?;
-        resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-        let c = ms(t);
-        let t = std::time::Instant::now();
-        encode_rgb(&pixmap)?;
-        Ok([a, b, c, ms(t)])
     }
 
     /// Renders every size.

@@ -69,13 +69,6 @@ impl Provider {
             Provider::OpenAiCompatible(client) => client.write(brief, attempt).await,
         }
     }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Provider::Offline => "offline",
-            Provider::OpenAiCompatible(_) => "openai_compatible",
-        }
-    }
 }
 
 const INSTRUCTIONS: &str = "You write the persona card of a person as their friends described \

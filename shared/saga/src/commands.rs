@@ -227,7 +227,7 @@ impl Saga {
         owner_id: Uuid,
         is_public: bool,
     ) -> Result<PersonaRow, CommandError> {
-        let ready = personas::latest_ready_of(&self.db, owner_id)
+        let ready = personas::latest_with_cards(&self.db, owner_id)
             .await?
             .ok_or(CommandError::NoPersona)?;
         let client = self.db.get().await.context("connecting to PostgreSQL")?;

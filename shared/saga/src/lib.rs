@@ -12,7 +12,7 @@ pub mod render;
 pub mod sweeper;
 pub mod synthesize;
 
-use std::{sync::Arc, sync::OnceLock, time::Duration};
+use std::sync::{Arc, OnceLock};
 
 use deadpool_postgres::Pool;
 use platform::{
@@ -54,7 +54,7 @@ impl Saga {
 
     /// A saga sharing an existing pool (the HTTP function issues saga commands on its own pool).
     pub fn with_pool(config: Arc<Config>, db: Pool, aws: AwsClients) -> anyhow::Result<Self> {
-        let http = reqwest_client(config.llm.timeout)?;
+        // The HTTP client (TLS setup) only when a real model is configured.
         let llm = match &config.llm.base_url {
             None => llm::Provider::Offline,
             Some(base_url) => llm::Provider::OpenAiCompatible(llm::OpenAiCompatible {
@@ -66,7 +66,9 @@ impl Saga {
                     .map(|key| key.expose_secret().to_owned()),
                 models: config.llm.models.clone(),
                 timeout: config.llm.timeout,
-                http,
+                http: reqwest::Client::builder()
+                    .timeout(config.llm.timeout)
+                    .build()?,
             }),
         };
         Ok(Self {
@@ -151,10 +153,6 @@ impl Saga {
             platform::worker::StepError::retryable(error.context("writing the status"))
         })
     }
-}
-
-fn reqwest_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().timeout(timeout).build()?)
 }
 
 impl Saga {

@@ -139,7 +139,7 @@ pub async fn latest_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<Perso
 
 /// The owner's newest persona that has cards: ready, or re-rendering (or failed re-rendering)
 /// in another theme, in which case its last cards are still good.
-pub async fn latest_ready_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
+pub async fn latest_with_cards(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
         .query_opt(

@@ -43,18 +43,6 @@ async fn card_objects(app: &TestApp) -> Vec<(String, Option<String>, Option<Stri
     objects
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn the_third_answer_runs_the_whole_saga_to_a_ready_persona_with_cards() {
     let app = spawn_app().await;
@@ -202,7 +190,7 @@ async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_vers
         .await
         .unwrap();
     assert_eq!(persona["version"], 2);
-    assert_eq!(count(&app, "SELECT count(*) FROM personas").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM personas").await, 2);
 }
 
 /// A fault that fires once at `point`, as if the worker crashed there.
@@ -273,16 +261,13 @@ async fn crash_and_duplicates_end_ready(point: FaultPoint) {
 
     assert!(fired.load(Ordering::SeqCst) >= 1, "the fault fired");
     assert_eq!(
-        count(&app, "SELECT count(*) FROM personas").await,
+        app.count("SELECT count(*) FROM personas").await,
         1,
         "exactly one persona version"
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM personas WHERE state = 'ready' AND render_generation = 1"
-        )
-        .await,
+        app.count("SELECT count(*) FROM personas WHERE state = 'ready' AND render_generation = 1")
+            .await,
         1
     );
     let keys: HashSet<String> = card_objects(&app)
@@ -363,9 +348,13 @@ async fn a_crash_before_the_message_is_deleted_redelivers_it_harmlessly() {
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
-    assert_eq!(count(&app, "SELECT count(*) FROM personas").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM personas").await, 1);
     assert_eq!(card_objects(&app).await.len(), 3);
-    assert!(count(&app, "SELECT synthesize_attempts::bigint FROM personas").await >= 1);
+    assert!(
+        app.count("SELECT synthesize_attempts::bigint FROM personas")
+            .await
+            >= 1
+    );
 }
 
 #[tokio::test]
@@ -393,7 +382,8 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
     assert_eq!(failed["step"], "render_card");
     assert_eq!(failed["steps"][1]["status"], "failed");
     assert_eq!(
-        count(&app, "SELECT render_attempts::bigint FROM personas").await,
+        app.count("SELECT render_attempts::bigint FROM personas")
+            .await,
         5
     );
     drop(workers);
@@ -717,7 +707,8 @@ async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
         .unwrap();
     assert_eq!(status["state"], "ready");
     assert_eq!(
-        count(&app, "SELECT count(*) FROM personas WHERE state = 'ready'").await,
+        app.count("SELECT count(*) FROM personas WHERE state = 'ready'")
+            .await,
         1
     );
 }

@@ -66,18 +66,6 @@ async fn submit(
     request.send().await.unwrap()
 }
 
-async fn sql_count(app: &TestApp, sql: &str) -> i64 {
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test]
 async fn creating_a_survey_returns_its_share_link_and_starts_the_status_at_awaiting_responses() {
     let app = spawn_app().await;
@@ -150,7 +138,7 @@ async fn concurrent_creates_make_exactly_one_survey() {
         "{statuses:?}"
     );
     assert!(statuses.iter().all(|s| [201, 409].contains(s)));
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM surveys").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM surveys").await, 1);
 }
 
 #[tokio::test]
@@ -173,7 +161,7 @@ async fn an_idempotency_key_makes_survey_creation_safe_to_retry() {
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     let retry: Value = retry.json().await.unwrap();
     assert_eq!(first["id"], retry["id"]);
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM surveys").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM surveys").await, 1);
 }
 
 #[tokio::test]
@@ -382,11 +370,8 @@ async fn another_users_survey_progress_and_delete_answer_404() {
         json!({"response_count": 0, "threshold": 3, "unlocked": false, "persona_status": "awaiting_responses"})
     );
     assert_eq!(
-        sql_count(
-            &app,
-            "SELECT count(*) FROM surveys WHERE status = 'collecting'"
-        )
-        .await,
+        app.count("SELECT count(*) FROM surveys WHERE status = 'collecting'")
+            .await,
         1
     );
 }
@@ -456,10 +441,7 @@ async fn every_bad_answer_is_refused_with_its_field() {
         .unwrap();
     assert_eq!(not_json.status(), 415);
     // No invalid answer was stored, and none left a duplicate marker behind.
-    assert_eq!(
-        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
-        0
-    );
+    assert_eq!(app.count("SELECT count(*) FROM survey_responses").await, 0);
     let valid = submit(
         &app,
         &app.client_from(30),
@@ -533,10 +515,7 @@ async fn a_duplicate_within_24_hours_is_409_but_another_fingerprint_behind_the_s
         "already_answered"
     );
     assert_eq!(same_nat.status(), 201);
-    assert_eq!(
-        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
-        2
-    );
+    assert_eq!(app.count("SELECT count(*) FROM survey_responses").await, 2);
 }
 
 async fn day_keys(app: &TestApp) -> Vec<String> {
@@ -702,21 +681,15 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
     .await;
 
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
-    assert_eq!(sql_count(&app, "SELECT count(*) FROM personas").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM personas").await, 1);
     assert_eq!(
-        sql_count(
-            &app,
-            "SELECT count(*) FROM personas WHERE state = 'queued' AND response_count = 3"
-        )
-        .await,
+        app.count("SELECT count(*) FROM personas WHERE state = 'queued' AND response_count = 3")
+            .await,
         1
     );
     assert_eq!(
-        sql_count(
-            &app,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
-        )
-        .await,
+        app.count("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL")
+            .await,
         1
     );
     let messages = queue_bodies(&app, "SynthesizeQueue").await;
@@ -797,11 +770,9 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
         );
     }
     assert_eq!(
-        sql_count(
-            &healthy,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-        )
-        .await,
+        healthy
+            .count("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            .await,
         1
     );
     assert!(queue_bodies(&healthy, "SynthesizeQueue").await.is_empty());
@@ -816,11 +787,9 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
     assert_eq!(sent, 1);
     assert_eq!(queue_bodies(&healthy, "SynthesizeQueue").await.len(), 1);
     assert_eq!(
-        sql_count(
-            &healthy,
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-        )
-        .await,
+        healthy
+            .count("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            .await,
         0
     );
 }
@@ -846,10 +815,7 @@ async fn a_retried_submission_with_its_idempotency_key_is_stored_once() {
     assert_eq!(first.status(), 201);
     assert_eq!(retry.status(), 201, "a replay, not a duplicate-answer 409");
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
-    assert_eq!(
-        sql_count(&app, "SELECT count(*) FROM survey_responses").await,
-        1
-    );
+    assert_eq!(app.count("SELECT count(*) FROM survey_responses").await, 1);
 }
 
 #[tokio::test]

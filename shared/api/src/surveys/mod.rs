@@ -452,7 +452,15 @@ pub async fn submit(
     let day_key = state.day_keys.today(&state, now).await?;
     let scope = format!("responses.submit#{survey_id}#{}", address.0);
     key.run_anonymous(&state, &day_key, &scope, &request, || async {
-        let marker = reserve(&state, now, survey_id, &address, fingerprint.as_deref()).await?;
+        let marker = reserve(
+            &state,
+            &day_key,
+            now,
+            survey_id,
+            &address,
+            fingerprint.as_deref(),
+        )
+        .await?;
         let response_id = Uuid::new_v4();
         let plaintext = serde_json::to_vec(&answers).map_err(anyhow::Error::from)?;
         let sealed = state
@@ -528,28 +536,26 @@ pub async fn submit(
 /// other (`TransactionConflict`); those are retried with jitter.
 async fn reserve(
     state: &AppState,
+    day_key: &[u8; 32],
     now: DateTime<Utc>,
     survey_id: Uuid,
     address: &AddressHash,
     fingerprint: Option<&str>,
 ) -> Result<anonymity::Marker, ApiError> {
-    let day_key = state.day_keys.today(state, now).await?;
-    let subject = anonymity::keyed(&day_key, &format!("{survey_id}#{}", address.0));
+    let subject = anonymity::keyed(day_key, &format!("{survey_id}#{}", address.0));
+    let (limit_item, limited) =
+        rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &subject)?;
+    let (marker, marker_items) = state
+        .day_keys
+        .marker_items(state, now, survey_id, &address.0, fingerprint)
+        .await?;
+    let items: Vec<_> = std::iter::once(limit_item).chain(marker_items).collect();
     for attempt in 0..4u64 {
-        let (limit_item, limited) =
-            rate_limit::transact_item(state, rate_limit::ANSWER_SUBMIT, &subject)?;
-        let (marker, marker_items) = state
-            .day_keys
-            .marker_items(state, now, survey_id, &address.0, fingerprint)
-            .await?;
-        let mut request = state
+        let request = state
             .aws
             .dynamodb
             .transact_write_items()
-            .transact_items(limit_item);
-        for item in marker_items {
-            request = request.transact_items(item);
-        }
+            .set_transact_items(Some(items.clone()));
         let canceled = match request.send().await {
             Ok(_) => return Ok(marker),
             Err(error) => match error.into_service_error() {
