@@ -21,7 +21,8 @@ use devstack::{
     stack::{create_database_from, function_config},
     template::Template,
 };
-use platform::{aws::AwsClients, Config};
+use platform::{aws::AwsClients, HttpApiConfig};
+use serde_json::{json, Value};
 
 /// The Google client id the test app is configured with.
 pub const GOOGLE_CLIENT_ID: &str = "test-client.apps.googleusercontent.com";
@@ -202,10 +203,8 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
         .or_insert_with(|| "10".into());
     let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
         .expect("the template configures the HTTP function");
-    let mut state = AppState::new(config, aws.clone()).expect("building the app state");
-    if let Some(clock) = options.clock {
-        state = state.with_clock(clock);
-    }
+    let clock = options.clock.unwrap_or_else(platform::clock::system);
+    let state = AppState::with_clock(config, aws.clone(), clock).expect("building the app state");
     let router = match options.router {
         Some(build) => build(state.clone()),
         None => api::local_router(state.clone(), |_| None).expect("building the local router"),
@@ -250,6 +249,27 @@ impl Drop for Workers {
     }
 }
 
+/// A signed-in survey owner.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub token: String,
+    pub id: String,
+}
+
+/// The fixture answers of friend number `friend` (see `domain::surveys::sample_answers`).
+pub fn answers(friend: u32) -> Value {
+    let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
+        .expect("the current question bank");
+    domain::surveys::sample_answers(&bank, friend)
+}
+
+/// The fixture answers with `words` as the three words.
+pub fn answers_with_words(words: &str) -> Value {
+    let mut answers = answers(3);
+    answers["three_words"] = json!(words);
+    answers
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
@@ -265,7 +285,7 @@ impl TestApp {
     }
 
     /// Signs in through the local-only dev route; returns the token response.
-    pub async fn dev_sign_in(&self, email: &str, name: &str) -> serde_json::Value {
+    pub async fn dev_sign_in(&self, email: &str, name: &str) -> Value {
         self.dev_sign_in_from(&self.http, email, name).await
     }
 
@@ -274,15 +294,102 @@ impl TestApp {
         client: &reqwest::Client,
         email: &str,
         name: &str,
-    ) -> serde_json::Value {
+    ) -> Value {
         let response = client
             .post(self.url("/v1/auth/dev"))
-            .json(&serde_json::json!({ "email": email, "name": name }))
+            .json(&json!({ "email": email, "name": name }))
             .send()
             .await
             .expect("sending the dev sign-in");
         assert_eq!(response.status(), 200, "dev sign-in failed");
         response.json().await.expect("a token response")
+    }
+
+    /// Journey: an owner (named Mira Kim) signs in.
+    pub async fn owner(&self, email: &str) -> Owner {
+        let signed_in = self.dev_sign_in(email, "Mira Kim").await;
+        Owner {
+            token: signed_in["access_token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+            id: signed_in["user"]["id"].as_str().expect("id").to_owned(),
+        }
+    }
+
+    /// `POST /v1/surveys` as `owner` with `body`.
+    pub async fn create_survey(&self, owner: &Owner, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/surveys"))
+            .bearer_auth(&owner.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("creating a survey")
+    }
+
+    /// Journey: the owner creates a survey; returns its id.
+    pub async fn survey(&self, owner: &Owner) -> String {
+        let response = self
+            .create_survey(owner, json!({"title": "Who am I to you?"}))
+            .await;
+        assert_eq!(response.status(), 201, "creating a survey");
+        let survey: Value = response.json().await.expect("a survey");
+        survey["id"].as_str().expect("survey id").to_owned()
+    }
+
+    /// `POST /v1/surveys/{id}/responses` from `client` with `body` and an optional fingerprint.
+    pub async fn submit(
+        &self,
+        client: &reqwest::Client,
+        survey_id: &str,
+        body: Value,
+        fingerprint: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = client
+            .post(self.url(&format!("/v1/surveys/{survey_id}/responses")))
+            .json(&body);
+        if let Some(fingerprint) = fingerprint {
+            request = request.header("x-fingerprint", fingerprint);
+        }
+        request.send().await.expect("submitting answers")
+    }
+
+    /// Journey: friend number `friend` (its own address and fingerprint) answers the survey.
+    pub async fn answer(&self, survey_id: &str, friend: u8) {
+        let response = self
+            .submit(
+                &self.client_from(100 + friend),
+                survey_id,
+                json!({ "answers": answers(u32::from(friend)) }),
+                Some(&format!("friend-{friend}")),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "friend {friend} could not answer");
+    }
+
+    /// Journey: an owner signs in, creates a survey and `answers` different friends answer it.
+    /// Returns (owner access token, owner id, survey id).
+    pub async fn survey_with_answers(
+        &self,
+        owner_email: &str,
+        answers: u8,
+    ) -> (String, String, String) {
+        let owner = self.owner(owner_email).await;
+        let survey_id = self.survey(&owner).await;
+        for friend in 0..answers {
+            self.answer(&survey_id, friend).await;
+        }
+        (owner.token, owner.id, survey_id)
+    }
+
+    /// Journey: an owner whose persona is ready (three friends answered and the saga ran).
+    /// The workers must be running (see [`TestApp::start_workers`]).
+    pub async fn owner_with_ready_persona(&self, owner_email: &str) -> Owner {
+        let (token, id, _) = self.survey_with_answers(owner_email, 3).await;
+        self.wait_for_state(&token, "ready", std::time::Duration::from_secs(60))
+            .await;
+        Owner { token, id }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -293,7 +400,113 @@ impl TestApp {
             .expect("sending the request")
     }
 
-    pub fn config(&self) -> &Config {
+    /// Journey, in bulk: `n` owners whose surveys hold three sealed fixture answers and a queued
+    /// persona job, exactly as the third answer leaves them (written straight to the database, so
+    /// hundreds are quick), with their synthesize messages published. Returns the persona ids.
+    pub async fn seed_queued_personas(&self, n: usize) -> Vec<uuid::Uuid> {
+        use uuid::Uuid;
+        let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
+            .expect("the current question bank");
+        let mut client = self.state.db.get().await.expect("a connection");
+        let mut outbox = Vec::new();
+        let mut personas = Vec::new();
+        for i in 0..n {
+            let (user, survey, persona) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+            let tx = client.transaction().await.expect("a transaction");
+            tx.execute(
+                "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Mira')",
+                &[&user, &format!("seed:{i}:{user}")],
+            )
+            .await
+            .expect("seeding a user");
+            tx.execute(
+                "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
+                 VALUES ($1, $2, 't', 1, 'collecting', 3, now(), now() + interval '30 days')",
+                &[&survey, &user],
+            )
+            .await
+            .expect("seeding a survey");
+            for friend in 0..3u32 {
+                let response = Uuid::new_v4();
+                let submitted = domain::surveys::sample_answers(&bank, friend);
+                let answers = domain::surveys::validate_answers(
+                    &bank,
+                    submitted.as_object().expect("an object"),
+                )
+                .expect("the fixture is valid");
+                let plaintext = serde_json::to_vec(&answers).expect("answers serialize");
+                let sealed = self
+                    .state
+                    .surveys
+                    .cipher
+                    .seal(survey, response, &plaintext)
+                    .expect("sealing");
+                tx.execute(
+                    "INSERT INTO survey_responses (id, survey_id, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+                    &[&response, &survey, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
+                )
+                .await
+                .expect("seeding an answer");
+            }
+            tx.execute(
+                "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
+                 VALUES ($1, $2, $3, 1, 'queued', 1, 3)",
+                &[&persona, &user, &survey],
+            )
+            .await
+            .expect("seeding a persona job");
+            let job = domain::personas::SynthesizeJob {
+                persona_id: persona,
+            };
+            outbox.push(
+                platform::outbox::enqueue(&tx, platform::outbox::Queue::Synthesize, &job, None)
+                    .await
+                    .expect("queuing synthesis"),
+            );
+            tx.commit().await.expect("committing the seed");
+            personas.push(persona);
+        }
+        drop(client);
+        self.state
+            .personas
+            .publisher
+            .publish(&self.state.db, &outbox)
+            .await;
+        personas
+    }
+
+    /// `POST path` with a JSON `body`, signed out.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("sending the request")
+    }
+
+    /// `GET path` as `owner`.
+    pub async fn get_as(&self, owner: &Owner, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .expect("sending the request")
+    }
+
+    /// `POST path` with a JSON `body` as `owner`.
+    pub async fn post_as(&self, owner: &Owner, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&owner.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("sending the request")
+    }
+
+    pub fn config(&self) -> &HttpApiConfig {
         &self.state.config
     }
 
@@ -310,21 +523,15 @@ impl TestApp {
             .get(0)
     }
 
-    /// A saga configured like the template's worker functions (sharing this app's keys), with
-    /// `extra` overrides.
+    /// The three saga functions, each configured as the template configures it (sharing this
+    /// app's keys), with `extra` overrides.
     pub fn saga(&self, extra: &[(&str, &str)]) -> saga::Saga {
         let mut overrides = self.overrides.clone();
         for (name, value) in extra {
             overrides.insert((*name).to_owned(), (*value).to_owned());
         }
-        let config = function_config(
-            &self.template,
-            "SynthesizeFunction",
-            &self.resources,
-            &overrides,
-        )
-        .expect("the template configures the worker functions");
-        saga::Saga::new(config, self.aws.clone()).expect("building the saga")
+        devstack::stack::local_saga(&self.template, &self.resources, &overrides, &self.aws)
+            .expect("the template configures the saga functions")
     }
 
     /// Starts the workers for `saga` (see [`Workers`]).
@@ -348,65 +555,16 @@ impl TestApp {
         Workers { saga, cancel }
     }
 
-    /// Signs in an owner, creates a survey and has `answers` different friends answer it.
-    /// Returns (owner access token, owner id, survey id).
-    pub async fn survey_with_answers(
-        &self,
-        owner_email: &str,
-        answers: u8,
-    ) -> (String, String, String) {
-        let owner = self.dev_sign_in(owner_email, "Mira Kim").await;
-        let token = owner["access_token"].as_str().expect("token").to_owned();
-        let survey: serde_json::Value = self
-            .http
-            .post(self.url("/v1/surveys"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .expect("creating a survey")
-            .json()
-            .await
-            .expect("a survey");
-        let survey_id = survey["id"].as_str().expect("survey id").to_owned();
-        for friend in 0..answers {
-            self.answer(&survey_id, friend).await;
-        }
-        (
-            token,
-            owner["user"]["id"].as_str().expect("id").to_owned(),
-            survey_id,
-        )
-    }
-
-    /// Friend number `friend` (its own address and fingerprint) answers the survey.
-    pub async fn answer(&self, survey_id: &str, friend: u8) {
-        let response = self
-            .client_from(100 + friend)
-            .post(self.url(&format!("/v1/surveys/{survey_id}/responses")))
-            .header("x-fingerprint", format!("friend-{friend}"))
-            .json(&serde_json::json!({"answers": {
-                "charisma_room": 1 + friend % 5, "charisma_story": 4, "intellect_curious": 5,
-                "intellect_advice": 4, "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2,
-                "energy_late": 3, "first_impression": "warm_open", "in_a_crisis": "cheers_everyone",
-                "three_words": "bright, loyal, funny",
-            }}))
-            .send()
-            .await
-            .expect("answering");
-        assert_eq!(response.status(), 201, "friend {friend} could not answer");
-    }
-
     /// Polls the status route until `state` (or panics after `within`); returns the status.
     pub async fn wait_for_state(
         &self,
         token: &str,
         state: &str,
         within: std::time::Duration,
-    ) -> serde_json::Value {
+    ) -> Value {
         let deadline = std::time::Instant::now() + within;
         loop {
-            let status: serde_json::Value = self
+            let status: Value = self
                 .http
                 .get(self.url("/v1/personas/me/status"))
                 .bearer_auth(token)

@@ -2,15 +2,16 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use platform::{aws::AwsClients, FunctionConfig, RenderConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = platform::Config::from_env()?;
-    let saga = saga::Saga::new(config, platform::aws::AwsClients::from_env().await)?;
+    let config = RenderConfig::from_env()?;
+    let worker = saga::RenderWorker::new(config, &AwsClients::from_env().await)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let saga = saga.clone();
-        async move { Ok::<_, Error>(saga.render_batch(event.payload).await) }
+        let worker = worker.clone();
+        async move { Ok::<_, Error>(worker.handle_batch(event.payload).await) }
     }))
     .await
 }

@@ -1,17 +1,18 @@
 //! The scheduled sweeper: republish the outbox, re-drive stuck jobs, fail dead-lettered ones.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use platform::{aws::AwsClients, FunctionConfig, SweeperConfig};
 use saga::sweeper::SweepSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = platform::Config::from_env()?;
-    let saga = saga::Saga::new(config, platform::aws::AwsClients::from_env().await)?;
+    let config = SweeperConfig::from_env()?;
+    let sweeper = saga::Sweeper::new(config, &AwsClients::from_env().await)?;
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
-        let saga = saga.clone();
+        let sweeper = sweeper.clone();
         async move {
-            let report = saga.sweep(SweepSettings::default()).await?;
+            let report = sweeper.sweep(SweepSettings::default()).await?;
             Ok::<_, Error>(serde_json::json!({
                 "republished": report.republished,
                 "redriven": report.redriven,

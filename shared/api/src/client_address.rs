@@ -28,7 +28,7 @@ impl FromRequestParts<AppState> for AddressHash {
             ApiError::Unexpected(anyhow::anyhow!("the request has no source address"))
         })?;
         Ok(Self(keyed_hash(
-            state.config.address_hash_key.0.expose_secret(),
+            state.config.identity.address_hash_key.0.expose_secret(),
             &address,
         )))
     }

@@ -15,6 +15,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use platform::rate_limit::{LimitError, Limited};
+
 use crate::request_context;
 
 /// A client-facing problem: a stable snake_case code, a sentence, optional structured details.
@@ -129,6 +131,19 @@ impl ApiError {
         Self::NotFound(Problem::new("not_found", message))
     }
 
+    /// 400 `invalid_cursor`: a list's `cursor` that no page of ours handed out.
+    pub fn invalid_cursor() -> Self {
+        Self::BadRequest(Problem::new("invalid_cursor", "The cursor is not valid."))
+    }
+
+    /// 400 `invalid_limit`: a list's `limit` outside 1 to 100.
+    pub fn invalid_limit() -> Self {
+        Self::BadRequest(Problem::new(
+            "invalid_limit",
+            "limit must be between 1 and 100.",
+        ))
+    }
+
     fn problem(&self) -> Problem {
         match self {
             Self::BadRequest(p)
@@ -206,5 +221,22 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        Self::TooManyRequests {
+            retry_after_secs: limited.retry_after_secs,
+        }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Limited(limited) => limited.into(),
+            LimitError::Unexpected(error) => Self::Unexpected(error),
+        }
     }
 }

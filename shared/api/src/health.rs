@@ -84,7 +84,7 @@ async fn check(
         Err(error) => {
             tracing::warn!(
                 dependency = name,
-                error = format!("{error:#}"),
+                error = platform::telemetry::describe(&error),
                 "readiness check failed"
             );
             (name, "unavailable")
@@ -123,10 +123,7 @@ async fn check_s3(state: &AppState) -> anyhow::Result<()> {
 }
 
 async fn check_sqs(state: &AppState) -> anyhow::Result<()> {
-    for queue_url in [
-        &state.config.synthesize_queue_url,
-        &state.config.render_queue_url,
-    ] {
+    for queue_url in state.config.queues.0.values() {
         state
             .aws
             .sqs

@@ -9,10 +9,7 @@
 //! so one user's key can never replay another user's response. Never use this on responses that
 //! carry secrets (tokens): the stored body is plaintext.
 
-use std::{
-    future::Future,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_lc_rs::digest;
@@ -26,10 +23,24 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use platform::{aws::Table, clock::Clock, telemetry::describe};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{ApiError, AppState, Problem};
+use crate::{ApiError, Problem};
+
+/// Where idempotency records live, and the clock their locks and expiry are read against.
+#[derive(Clone)]
+pub struct Idempotency {
+    pub table: Table,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Idempotency {
+    fn now_ms(&self) -> u64 {
+        self.clock.now().timestamp_millis().max(0) as u64
+    }
+}
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on a replayed response.
@@ -67,11 +78,12 @@ impl IntoResponse for Replayable {
     }
 }
 
-/// The request's `Idempotency-Key` (if any) and when its lock must expire.
+/// The request's `Idempotency-Key` (if any) and, inside Lambda, the invocation's deadline (its
+/// lock must expire then).
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
     key: Option<String>,
-    lock_until_ms: u64,
+    deadline_ms: Option<u64>,
 }
 
 impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
@@ -93,20 +105,19 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
             }
         };
         // Inside Lambda the lock lives exactly as long as this invocation can.
-        let lock_until_ms = parts
+        let deadline_ms = parts
             .extensions
             .get::<lambda_http::Context>()
             .map(|context| context.deadline)
-            .filter(|deadline| *deadline > 0)
-            .unwrap_or_else(|| now_ms() + LOCAL_BUDGET.as_millis() as u64);
-        Ok(Self { key, lock_until_ms })
+            .filter(|deadline| *deadline > 0);
+        Ok(Self { key, deadline_ms })
     }
 }
 
 impl IdempotencyKey {
     /// A key with an explicit lock deadline (tests, and callers outside HTTP).
-    pub fn new(key: Option<String>, lock_until_ms: u64) -> Self {
-        Self { key, lock_until_ms }
+    pub fn new(key: Option<String>, deadline_ms: Option<u64>) -> Self {
+        Self { key, deadline_ms }
     }
 
     /// Runs `operation` at most once per key: `scope` names the caller and operation (for
@@ -114,7 +125,7 @@ impl IdempotencyKey {
     /// key reused for a different request.
     pub async fn run<F, Fut>(
         self,
-        state: &AppState,
+        store: &Idempotency,
         scope: &str,
         request: &impl Serialize,
         operation: F,
@@ -123,7 +134,7 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
-        self.run_with(state, Digest::Plain, scope, request, operation)
+        self.run_with(store, Digest::Plain, scope, request, operation)
             .await
     }
 
@@ -132,7 +143,7 @@ impl IdempotencyKey {
     /// is rounded to the day, so the record cannot link an answer to an address or a time.
     pub async fn run_anonymous<F, Fut>(
         self,
-        state: &AppState,
+        store: &Idempotency,
         day_key: &[u8; 32],
         scope: &str,
         request: &impl Serialize,
@@ -142,13 +153,13 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
-        self.run_with(state, Digest::Keyed(day_key), scope, request, operation)
+        self.run_with(store, Digest::Keyed(day_key), scope, request, operation)
             .await
     }
 
     async fn run_with<F, Fut>(
         self,
-        state: &AppState,
+        idempotency: &Idempotency,
         digest: Digest<'_>,
         scope: &str,
         request: &impl Serialize,
@@ -161,8 +172,11 @@ impl IdempotencyKey {
         let Some(key) = self.key else {
             return operation().await.map(IntoResponse::into_response);
         };
+        let lock_until_ms = self
+            .deadline_ms
+            .unwrap_or_else(|| idempotency.now_ms() + LOCAL_BUDGET.as_millis() as u64);
         let store = Store {
-            state,
+            idempotency,
             pk: match digest {
                 Digest::Plain => format!("idem#{scope}#{key}"),
                 Digest::Keyed(_) => {
@@ -173,7 +187,7 @@ impl IdempotencyKey {
         };
         let body = serde_json::to_vec(request).context("serializing a request for its hash")?;
         let request_hash = digest.of(&body);
-        if let Some(existing) = store.lock(&request_hash, self.lock_until_ms).await? {
+        if let Some(existing) = store.lock(&request_hash, lock_until_ms).await? {
             return existing.into_outcome(&request_hash);
         }
         match operation().await {
@@ -181,7 +195,7 @@ impl IdempotencyKey {
                 if let Err(error) = store.complete(&response).await {
                     // The effect happened; a retry will be answered 409 until the lock expires.
                     tracing::error!(
-                        error = format!("{error:#}"),
+                        error = describe(&error),
                         "could not store an idempotent response"
                     );
                 }
@@ -190,7 +204,7 @@ impl IdempotencyKey {
             outcome => {
                 if let Err(error) = store.release().await {
                     tracing::error!(
-                        error = format!("{error:#}"),
+                        error = describe(&error),
                         "could not release an idempotency lock"
                     );
                 }
@@ -223,7 +237,7 @@ impl Digest<'_> {
 }
 
 struct Store<'a> {
-    state: &'a AppState,
+    idempotency: &'a Idempotency,
     pk: String,
     /// Round the record's expiry up to a whole day (anonymous records carry no send time).
     round_expiry: bool,
@@ -261,7 +275,11 @@ impl Existing {
 
 impl Store<'_> {
     fn table(&self) -> &str {
-        &self.state.config.table_name
+        &self.idempotency.table.name
+    }
+
+    fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.idempotency.table.client
     }
 
     /// Takes the lock; returns the existing record when someone else holds or completed it.
@@ -270,15 +288,13 @@ impl Store<'_> {
         request_hash: &str,
         lock_until_ms: u64,
     ) -> Result<Option<Existing>, ApiError> {
-        let now_ms = now_ms();
+        let now_ms = self.idempotency.now_ms();
         let mut expires_s = now_ms / 1000 + RECORD_TTL.as_secs();
         if self.round_expiry {
             expires_s += 86_400 - expires_s % 86_400;
         }
         let outcome = self
-            .state
-            .aws
-            .dynamodb
+            .client()
             .put_item()
             .table_name(self.table())
             .item("pk", AttributeValue::S(self.pk.clone()))
@@ -318,9 +334,7 @@ impl Store<'_> {
 
     async fn complete(&self, response: &Replayable) -> anyhow::Result<()> {
         let mut update = self
-            .state
-            .aws
-            .dynamodb
+            .client()
             .update_item()
             .table_name(self.table())
             .key("pk", AttributeValue::S(self.pk.clone()))
@@ -352,9 +366,7 @@ impl Store<'_> {
     }
 
     async fn release(&self) -> anyhow::Result<()> {
-        self.state
-            .aws
-            .dynamodb
+        self.client()
             .delete_item()
             .table_name(self.table())
             .key("pk", AttributeValue::S(self.pk.clone()))
@@ -394,11 +406,4 @@ fn existing(
         request_hash: text("request_hash").unwrap_or_default(),
         completed,
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }

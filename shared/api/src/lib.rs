@@ -10,7 +10,6 @@ pub mod idempotency;
 pub mod json;
 pub mod openapi;
 pub mod personas;
-pub mod rate_limit;
 pub mod request_context;
 mod router;
 pub mod state;

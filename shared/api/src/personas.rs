@@ -2,9 +2,6 @@
 //! re-render the card, publish. The saga runs in the workers; these routes only record commands
 //! and read. Polling is served from DynamoDB alone.
 
-use std::time::Duration;
-
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::{
     extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -13,15 +10,9 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use domain::{
-    archetypes::Archetype,
-    personas::{PersonaState, PersonaStatus},
-    surveys::RESPONSE_THRESHOLD,
-    synthesis::Stats,
+    archetypes::Archetype, personas::PersonaStatus, surveys::RESPONSE_THRESHOLD, synthesis::Stats,
 };
-use saga::{
-    commands::{CommandError, Started},
-    personas::{self, PersonaRow},
-};
+use personas::{rows::status_of, PersonaError, PersonaRow, Started};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -93,19 +84,21 @@ fn accepted(status: &PersonaStatus) -> Response {
     response
 }
 
-fn command_error(error: CommandError) -> ApiError {
-    match error {
-        CommandError::NotEnoughResponses { response_count } => ApiError::Conflict(
-            Problem::new("not_enough_responses", "At least three friends must answer first.")
-                .with_details(serde_json::json!({ "response_count": response_count, "threshold": RESPONSE_THRESHOLD })),
-        ),
-        CommandError::NoPersona => ApiError::NotFound(Problem::new("no_persona", "You have no persona yet.")),
-        CommandError::NotFailed => ApiError::Conflict(Problem::new("not_failed", "Only a failed persona can be retried.")),
-        CommandError::NotReady => ApiError::Conflict(Problem::new(
-            "persona_not_ready",
-            "The persona must be ready before its card can be rendered again.",
-        )),
-        CommandError::Unexpected(error) => ApiError::Unexpected(error),
+impl From<PersonaError> for ApiError {
+    fn from(error: PersonaError) -> Self {
+        match error {
+            PersonaError::NotEnoughResponses { response_count } => ApiError::Conflict(
+                Problem::new("not_enough_responses", "At least three friends must answer first.")
+                    .with_details(serde_json::json!({ "response_count": response_count, "threshold": RESPONSE_THRESHOLD })),
+            ),
+            PersonaError::NoPersona => ApiError::NotFound(Problem::new("no_persona", "You have no persona yet.")),
+            PersonaError::NotFailed => ApiError::Conflict(Problem::new("not_failed", "Only a failed persona can be retried.")),
+            PersonaError::NotReady => ApiError::Conflict(Problem::new(
+                "persona_not_ready",
+                "The persona must be ready before its card can be rendered again.",
+            )),
+            PersonaError::Unexpected(error) => ApiError::Unexpected(error),
+        }
     }
 }
 
@@ -127,19 +120,18 @@ pub async fn synthesize_persona(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    key.run(&state, &format!("personas.synthesize#{}", user.id), &(), || async {
+    key.run(&state.idempotency, &format!("personas.synthesize#{}", user.id), &(), || async {
         let request_id = request_context::current_request_id();
-        let row = match state.saga.request_synthesis(user.id, request_id.as_deref()).await {
-            Ok(Started::New(row)) => {
+        let row = match state.personas.request_synthesis(user.id, request_id.as_deref()).await? {
+            Started::New(row) => {
                 tracing::info!(persona_id = %row.id, version = row.version, "persona synthesis requested");
                 row
             }
-            Ok(Started::Existing(row)) => row,
-            Err(error) => return Err(command_error(error)),
+            Started::Existing(row) => row,
         };
         Ok(crate::idempotency::Replayable {
             status: StatusCode::ACCEPTED,
-            body: serde_json::to_value(personas::status_of(&row)).map_err(anyhow::Error::from)?,
+            body: serde_json::to_value(status_of(&row)).map_err(anyhow::Error::from)?,
             location: Some(STATUS_LOCATION.to_owned()),
         })
     })
@@ -174,10 +166,7 @@ pub async fn persona_status(
         .await?
         .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0));
     let etag = format!("\"{sequence}\"");
-    let running = matches!(
-        status.state,
-        PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering
-    );
+    let running = status.state.is_running();
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -218,9 +207,11 @@ pub async fn my_persona(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<PersonaView>, ApiError> {
-    let row = personas::latest_with_cards(&state.db, user.id)
+    let row = state
+        .personas
+        .latest_with_cards(user.id)
         .await?
-        .ok_or_else(|| command_error(CommandError::NoPersona))?;
+        .ok_or(PersonaError::NoPersona)?;
     Ok(Json(view(&state, &row).await?))
 }
 
@@ -231,21 +222,9 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
     };
     let mut sizes = Vec::with_capacity(row.cards.len());
     for card in &row.cards {
-        let presigned = state
-            .aws
-            .s3
-            .get_object()
-            .bucket(&state.config.cards_bucket)
-            .key(&card.key)
-            .presigned(
-                PresigningConfig::expires_in(Duration::from_secs(3600))
-                    .map_err(anyhow::Error::from)?,
-            )
-            .await
-            .map_err(anyhow::Error::from)?;
         sizes.push(CardSize {
             size: card.size.clone(),
-            url: presigned.uri().to_owned(),
+            url: state.cards.link(card).await?,
             width: card.width,
             height: card.height,
         });
@@ -297,13 +276,9 @@ pub async fn retry_persona(
     user: AuthUser,
 ) -> Result<Response, ApiError> {
     let request_id = request_context::current_request_id();
-    let row = state
-        .saga
-        .retry(user.id, request_id.as_deref())
-        .await
-        .map_err(command_error)?;
+    let row = state.personas.retry(user.id, request_id.as_deref()).await?;
     tracing::info!(persona_id = %row.id, "persona retry requested");
-    Ok(accepted(&personas::status_of(&row)))
+    Ok(accepted(&status_of(&row)))
 }
 
 /// Renders the card again in another theme (step 2 only).
@@ -336,11 +311,10 @@ pub async fn render_card(
     }
     let request_id = request_context::current_request_id();
     let row = state
-        .saga
+        .personas
         .rerender(user.id, &request.theme, request_id.as_deref())
-        .await
-        .map_err(command_error)?;
-    Ok(accepted(&personas::status_of(&row)))
+        .await?;
+    Ok(accepted(&status_of(&row)))
 }
 
 /// Publishes or unpublishes the persona (its public page and compatibility).
@@ -363,9 +337,8 @@ pub async fn update_persona(
     ApiJson(request): ApiJson<PersonaPatch>,
 ) -> Result<Json<PersonaView>, ApiError> {
     let row = state
-        .saga
+        .personas
         .set_public(user.id, request.is_public)
-        .await
-        .map_err(command_error)?;
+        .await?;
     Ok(Json(view(&state, &row).await?))
 }

@@ -87,11 +87,11 @@ fn build(state: AppState, deployment: Deployment) -> Router {
     let routes = routes
         .with_state(state)
         .layer(Extension(OpenApiJson(Arc::new(document))));
-    with_middleware(routes, &config)
+    with_middleware(routes, &config.web)
 }
 
 /// The fallback and the middleware stack every route runs behind.
-pub fn with_middleware(routes: Router, config: &platform::Config) -> Router {
+pub fn with_middleware(routes: Router, config: &platform::config::WebConfig) -> Router {
     layered(routes, config.max_body_bytes, &config.allowed_origins)
 }
 

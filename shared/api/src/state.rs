@@ -1,76 +1,107 @@
-//! What every handler can reach, built once per cold start.
+//! What every handler can reach, built once per cold start: the configuration, the feature
+//! services (surveys, personas) and the guards' handles.
 
 use std::sync::Arc;
 
 use platform::{
-    aws::AwsClients,
-    clock::{Clock, SystemClock},
+    aws::{AwsClients, Table},
+    clock::{self, Clock},
     crypto::AnswerCipher,
     db,
     outbox::Publisher,
+    rate_limit::RateLimiter,
     status::StatusStore,
-    Config,
+    HttpApiConfig,
 };
 
 use crate::{
     auth::{google::GoogleVerifier, tokens::AccessTokens},
-    surveys::anonymity::DayKeys,
+    idempotency::Idempotency,
 };
 
 /// Shared handles: cheap to clone (everything inside is reference-counted).
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    pub config: Arc<HttpApiConfig>,
     pub db: deadpool_postgres::Pool,
     pub aws: AwsClients,
+    pub clock: Arc<dyn Clock>,
     pub tokens: Arc<AccessTokens>,
     pub google: Arc<GoogleVerifier>,
-    pub clock: Arc<dyn Clock>,
-    pub cipher: Arc<AnswerCipher>,
-    pub day_keys: Arc<DayKeys>,
-    pub publisher: Publisher,
+    pub limits: RateLimiter,
+    pub idempotency: Idempotency,
     pub status: StatusStore,
-    /// Saga commands (start, retry, re-render) on the same pool.
-    pub saga: saga::Saga,
+    pub surveys: surveys::Surveys,
+    pub personas: personas::Personas,
+    pub cards: personas::cards::CardLinks,
 }
 
 impl AppState {
-    /// Builds the pool (lazily connecting) and takes the given AWS clients.
-    pub fn new(config: Config, aws: AwsClients) -> anyhow::Result<Self> {
-        let config = Arc::new(config);
-        let pool = db::pool(&config)?;
-        let saga = saga::Saga::with_pool(config.clone(), pool.clone(), aws.clone())?;
+    /// Builds the pool (lazily connecting) and takes the given AWS clients, on the real clock.
+    pub fn new(config: HttpApiConfig, aws: AwsClients) -> anyhow::Result<Self> {
+        Self::with_clock(config, aws, clock::system())
+    }
+
+    /// The same state on another clock (tests move time).
+    pub fn with_clock(
+        config: HttpApiConfig,
+        aws: AwsClients,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let pool = db::pool(&config.database)?;
+        let table = Table::new(&aws.dynamodb, &config.table_name);
+        let status = StatusStore {
+            table: table.clone(),
+        };
+        let publisher = Publisher::new(aws.sqs.clone(), config.queues.clone());
+        let limits = RateLimiter {
+            table: table.clone(),
+            clock: clock.clone(),
+        };
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
-        // One cipher, publisher and status store, shared with the saga commands.
         Ok(Self {
-            clock: Arc::new(SystemClock),
-            cipher: saga.cipher.clone(),
-            day_keys: Arc::new(DayKeys::default()),
-            publisher: saga.publisher.clone(),
-            status: saga.status.clone(),
-            db: pool,
-            saga,
-            tokens: Arc::new(AccessTokens::new(&config)),
+            surveys: surveys::Surveys {
+                db: pool.clone(),
+                cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+                day_keys: Arc::new(surveys::anonymity::DayKeys::new(table.clone())),
+                limits: limits.clone(),
+                clock: clock.clone(),
+                publisher: publisher.clone(),
+                status: status.clone(),
+            },
+            personas: personas::Personas {
+                db: pool.clone(),
+                status: status.clone(),
+                publisher,
+            },
+            cards: personas::cards::CardLinks {
+                s3: aws.s3.clone(),
+                bucket: config.cards_bucket.clone(),
+            },
+            tokens: Arc::new(AccessTokens::new(&config.identity, clock.clone())),
             google: Arc::new(GoogleVerifier::new(
-                &config.google_client_id,
-                &config.google_jwks_url,
+                &config.identity.google_client_id,
+                &config.identity.google_jwks_url,
                 http,
+                clock.clone(),
             )),
-            config,
+            idempotency: Idempotency {
+                table,
+                clock: clock.clone(),
+            },
+            limits,
+            status,
+            db: pool,
+            clock,
+            config: Arc::new(config),
             aws,
         })
     }
 
-    /// The same state on another clock (tests move time).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// The Lambda path: AWS clients from the default chain.
-    pub async fn from_env(config: Config) -> anyhow::Result<Self> {
+    pub async fn from_env(config: HttpApiConfig) -> anyhow::Result<Self> {
         Self::new(config, AwsClients::from_env().await)
     }
 }

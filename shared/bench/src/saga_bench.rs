@@ -20,11 +20,9 @@ fn client(last: u8) -> anyhow::Result<reqwest::Client> {
 }
 
 fn answers(seed: usize) -> Value {
-    json!({
-        "charisma_room": 1 + seed % 5, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
-        "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2, "energy_late": 3,
-        "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "bright, loyal, funny",
-    })
+    let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
+        .expect("the current question bank");
+    domain::surveys::sample_answers(&bank, seed as u32)
 }
 
 /// One owner's journey; returns the time from the third answer's response to `ready`.

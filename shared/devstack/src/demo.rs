@@ -75,28 +75,14 @@ async fn drive(base: &str, folder: &PathBuf) -> anyhow::Result<()> {
         survey["share_url"].as_str().unwrap_or("?")
     );
 
-    let friends = [
-        (
-            "Jun",
-            json!({"charisma_room": 5, "charisma_story": 4, "intellect_curious": 3, "intellect_advice": 4,
-            "kindness_notice": 5, "kindness_help": 5, "energy_plans": 4, "energy_late": 5,
-            "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "sunny, loud, loyal"}),
-        ),
-        (
-            "Sora",
-            json!({"charisma_room": 4, "charisma_story": 5, "intellect_curious": 4, "intellect_advice": 3,
-            "kindness_notice": 4, "kindness_help": 5, "energy_plans": 5, "energy_late": 4,
-            "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "energetic, kind, 웃음",
-            "best_memory": "The road trip where she sang the whole way"}),
-        ),
-        (
-            "Hana",
-            json!({"charisma_room": 4, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
-            "kindness_notice": 5, "kindness_help": 4, "energy_plans": 3, "energy_late": 4,
-            "first_impression": "shy_gentle", "in_a_crisis": "cheers_everyone", "three_words": "bright, funny, brave"}),
-        ),
-    ];
-    for (name, answers) in &friends {
+    // The one answers fixture, built from the survey's question bank.
+    let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
+        .context("the current question bank")?;
+    let friends = ["Jun", "Sora", "Hana"]
+        .into_iter()
+        .enumerate()
+        .map(|(friend, name)| (name, domain::surveys::sample_answers(&bank, friend as u32)));
+    for (name, answers) in friends {
         http.post(format!("{base}/v1/surveys/{survey_id}/responses"))
             .header("x-fingerprint", format!("demo-device-{name}"))
             .json(&json!({ "answers": answers }))

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use anyhow::{bail, Context};
-use platform::{aws::AwsClients, Config};
+use platform::{aws::AwsClients, ConfigError, FunctionConfig, HttpApiConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -193,19 +193,34 @@ pub async fn sweeper_loop(
 }
 
 /// The configuration `function` gets from the template, with `overrides` taking precedence.
-pub fn function_config(
+pub fn function_config<C: FunctionConfig>(
     template: &Template,
     function: &str,
     resources: &LocalResources,
     overrides: &BTreeMap<String, String>,
-) -> Result<Config, platform::ConfigError> {
+) -> Result<C, ConfigError> {
     let environment = template.function_environment(function, resources);
-    Config::from_lookup(|name| {
+    C::from_lookup(|name| {
         overrides
             .get(name)
             .or_else(|| environment.get(name))
             .cloned()
     })
+}
+
+/// The three saga functions, each configured as the template configures it.
+pub fn local_saga(
+    template: &Template,
+    resources: &LocalResources,
+    overrides: &BTreeMap<String, String>,
+    aws: &AwsClients,
+) -> anyhow::Result<saga::Saga> {
+    saga::Saga::new(
+        function_config(template, "SynthesizeFunction", resources, overrides)?,
+        function_config(template, "RenderCardFunction", resources, overrides)?,
+        function_config(template, "SweeperFunction", resources, overrides)?,
+        aws,
+    )
 }
 
 /// The worker handlers the local stack can run, by the function's logical id in the template.
@@ -315,10 +330,9 @@ async fn launch(
         .into_iter()
         .next()
         .context("template.yaml declares no HTTP function")?;
-    let config = function_config(&template, &http_function, &resources, &overrides)?;
+    let config: HttpApiConfig = function_config(&template, &http_function, &resources, &overrides)?;
     let state = api::AppState::new(config, services.aws.clone())?;
-    let saga_config = function_config(&template, "SynthesizeFunction", &resources, &overrides)?;
-    let saga = saga::Saga::new(saga_config, services.aws.clone())?;
+    let saga = local_saga(&template, &resources, &overrides, &services.aws)?;
     let workers = saga_workers(&saga);
     let pollers = pollers(&template, &resources, &workers)?;
 

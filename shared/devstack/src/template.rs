@@ -145,6 +145,32 @@ impl Template {
             .collect()
     }
 
+    /// The names of every environment variable `function` is given (the Globals' and its own),
+    /// resolvable locally or not.
+    pub fn function_variable_names(&self, function: &str) -> std::collections::BTreeSet<String> {
+        let variables = |root: Option<&Value>| {
+            root.and_then(|f| f.get("Environment"))
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let globals = self.root.get("Globals").and_then(|g| g.get("Function"));
+        let own = self
+            .root
+            .get("Resources")
+            .and_then(|r| r.get(function))
+            .and_then(|f| f.get("Properties"));
+        variables(globals)
+            .into_iter()
+            .chain(variables(own))
+            .collect()
+    }
+
     /// The environment `function` gets: `Globals.Function.Environment.Variables` overlaid with
     /// its own, resolved against the local resources. Variables that cannot be resolved locally
     /// (a Secrets Manager reference, a parameter without a default) are left out; the local stack

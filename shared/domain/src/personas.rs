@@ -29,6 +29,13 @@ impl PersonaState {
         }
     }
 
+    /// A job in one of these states is in flight: a worker or a queued message will move it.
+    pub const RUNNING: [PersonaState; 3] = [Self::Queued, Self::Synthesizing, Self::Rendering];
+
+    pub fn is_running(self) -> bool {
+        Self::RUNNING.contains(&self)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::AwaitingResponses,
@@ -133,4 +140,13 @@ pub fn status_sequence(version: i32, state_version: i32) -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct SynthesizeJob {
     pub persona_id: Uuid,
+}
+
+/// The message on the `render` queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderJob {
+    pub persona_id: Uuid,
+    /// Which render request this is; an older one finds the row moved on and does nothing.
+    pub generation: i32,
 }

@@ -44,3 +44,19 @@ impl AwsClients {
             .build()
     }
 }
+
+/// The one DynamoDB table and a client for it: the handle every DynamoDB user takes.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub client: aws_sdk_dynamodb::Client,
+    pub name: String,
+}
+
+impl Table {
+    pub fn new(client: &aws_sdk_dynamodb::Client, name: &str) -> Self {
+        Self {
+            client: client.clone(),
+            name: name.to_owned(),
+        }
+    }
+}

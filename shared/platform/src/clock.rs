@@ -1,4 +1,7 @@
-//! Time as a dependency, so tests can move it (day-key rotation, expiry) without sleeping.
+//! Time as a dependency, so tests can move it (day-key rotation, expiry, quest periods) without
+//! sleeping. Every read of the current time in Rust goes through a [`Clock`]; timestamps that
+//! PostgreSQL stamps itself (`now()` in `updated_at`, `sent_at`) are the database's clock, and the
+//! saga's stuck-job detection compares only against those.
 
 use std::sync::{Arc, Mutex};
 
@@ -6,6 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock, shared.
+pub fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
 }
 
 /// The real clock.

@@ -10,7 +10,7 @@ use aws_lc_rs::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::config::NamedKey;
+use crate::env::NamedKey;
 
 /// A sealed answer set, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ fn associated_data(survey_id: Uuid, response_id: Uuid) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SecretKey;
+    use crate::env::SecretKey;
 
     fn key(kid: &str, byte: u8) -> NamedKey {
         NamedKey {

@@ -13,17 +13,17 @@ use secrecy::ExposeSecret;
 use tokio_postgres::NoTls;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::Config;
+use crate::config::DatabaseConfig;
 
 refinery::embed_migrations!("migrations");
 
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
 /// start never waits on the database unless the request needs it.
-pub fn pool(config: &Config) -> anyhow::Result<Pool> {
+pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
     pool_for(
-        config.database_url.expose_secret(),
-        config.db_pool_size,
-        config.database_ca_pem.as_deref(),
+        config.url.expose_secret(),
+        config.pool_size,
+        config.ca_pem.as_deref(),
     )
 }
 

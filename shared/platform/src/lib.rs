@@ -1,14 +1,19 @@
-//! Platform pieces every Lambda and the local stack share: typed configuration, JSON logs,
-//! the PostgreSQL pool and migrations, AWS clients, and the SQS batch helper workers run on.
+//! Platform pieces every Lambda and the local stack share: typed configuration, the clock, JSON
+//! logs, the PostgreSQL pool and migrations, AWS clients, the outbox (the one way work is
+//! queued), rate limits, cursors, and the SQS batch helper workers run on.
 
 pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod cursor;
 pub mod db;
+pub mod env;
 pub mod outbox;
+pub mod rate_limit;
 pub mod status;
 pub mod telemetry;
 pub mod worker;
 
-pub use config::{Config, ConfigError};
+pub use config::{FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig, SynthesizeConfig};
+pub use env::ConfigError;

@@ -1,31 +1,132 @@
-//! The transactional outbox. A message is written in the same transaction as the state change
-//! that causes it and published to SQS after commit; a row whose publish was lost (crash, SQS
-//! down) stays unsent and the sweeper republishes it. Consumers are idempotent, so the rare
-//! double publish (sent, then the `sent_at` update lost) is harmless.
+//! The transactional outbox: the one way work is queued.
+//!
+//! A message is written with [`enqueue`] in the same transaction as the state change that causes
+//! it, and published to SQS after commit by [`Publisher::publish`]; a row whose publish was lost
+//! (crash, SQS down) stays unsent and the sweeper republishes it. Consumers are idempotent, so
+//! the rare double publish (sent, then the `sent_at` update lost) is harmless.
+//!
+//! Adding a queue costs one [`Queue`] variant and its resources in `template.yaml` (the queue,
+//! its dead-letter queue and the `*_QUEUE_URL` / `*_DLQ_URL` variables of the functions that use
+//! it). The one other writer of `outbox` rows is the PL/pgSQL function that stores the third
+//! survey answer (`submit_survey_response`, migrations V3/V4): it queues synthesis in the same
+//! statement so the answer costs one round trip.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::worker::REQUEST_ID_ATTRIBUTE;
+use crate::{env::Env, telemetry::describe, worker::REQUEST_ID_ATTRIBUTE};
 
-/// The saga queues, by the name stored in `outbox.queue`.
+/// Every SQS queue work is published to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Queue {
+    /// Saga step 1: persona synthesis.
+    Synthesize,
+    /// Saga step 2: card rendering.
+    Render,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 2] = [Queue::Synthesize, Queue::Render];
+
+    /// The name stored in `outbox.queue`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Synthesize => "synthesize",
+            Queue::Render => "render",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|queue| queue.name() == name)
+    }
+
+    /// The variable holding the queue's URL.
+    pub fn url_variable(self) -> &'static str {
+        match self {
+            Queue::Synthesize => "SYNTHESIZE_QUEUE_URL",
+            Queue::Render => "RENDER_QUEUE_URL",
+        }
+    }
+
+    /// The variable holding the URL of the queue's dead-letter queue.
+    pub fn dead_letter_variable(self) -> &'static str {
+        match self {
+            Queue::Synthesize => "SYNTHESIZE_DLQ_URL",
+            Queue::Render => "RENDER_DLQ_URL",
+        }
+    }
+}
+
+/// Queue URLs by queue: the queues a function publishes to, or whose dead letters it reads.
+#[derive(Debug, Clone, Default)]
+pub struct QueueUrls(pub BTreeMap<Queue, String>);
+
+impl QueueUrls {
+    /// Reads the URL variable of every queue in `queues`.
+    pub fn read<F: Fn(&str) -> Option<String>>(env: &mut Env<F>, queues: &[Queue]) -> Self {
+        Self(
+            queues
+                .iter()
+                .map(|queue| (*queue, env.required_url(queue.url_variable())))
+                .collect(),
+        )
+    }
+
+    /// Reads the dead-letter URL variable of every queue in `queues`.
+    pub fn read_dead_letters<F: Fn(&str) -> Option<String>>(
+        env: &mut Env<F>,
+        queues: &[Queue],
+    ) -> Self {
+        Self(
+            queues
+                .iter()
+                .map(|queue| (*queue, env.required_url(queue.dead_letter_variable())))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, queue: Queue) -> Option<&str> {
+        self.0.get(&queue).map(String::as_str)
+    }
+}
+
+/// Writes a message for `queue` inside the caller's transaction; returns the row id to hand to
+/// [`Publisher::publish`] after commit. Bodies carry ids only, never user content.
+pub async fn enqueue(
+    client: &impl GenericClient,
+    queue: Queue,
+    body: &impl Serialize,
+    request_id: Option<&str>,
+) -> anyhow::Result<Uuid> {
+    let id = Uuid::now_v7();
+    let body = serde_json::to_value(body).context("serializing a queue message")?;
+    client
+        .execute(
+            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, $2, $3, $4)",
+            &[&id, &queue.name(), &body, &request_id],
+        )
+        .await
+        .with_context(|| format!("queuing a {} message", queue.name()))?;
+    Ok(id)
+}
+
+/// Publishes outbox rows to the queues this function may publish to.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     pub sqs: aws_sdk_sqs::Client,
-    pub synthesize_queue_url: String,
-    pub render_queue_url: String,
+    pub queues: Arc<QueueUrls>,
 }
 
 impl Publisher {
-    fn queue_url(&self, queue: &str) -> Option<&str> {
-        match queue {
-            "synthesize" => Some(&self.synthesize_queue_url),
-            "render" => Some(&self.render_queue_url),
-            _ => None,
+    pub fn new(sqs: aws_sdk_sqs::Client, queues: QueueUrls) -> Self {
+        Self {
+            sqs,
+            queues: Arc::new(queues),
         }
     }
 
@@ -36,7 +137,7 @@ impl Publisher {
             Ok(sent) => sent,
             Err(error) => {
                 tracing::warn!(
-                    error = format!("{error:#}"),
+                    error = describe(&error),
                     "outbox publish failed; the sweeper will retry"
                 );
                 0
@@ -77,8 +178,8 @@ impl Publisher {
         for row in rows {
             let (id, queue, body, request_id): (Uuid, String, String, Option<String>) =
                 (row.get(0), row.get(1), row.get(2), row.get(3));
-            let Some(queue_url) = self.queue_url(&queue) else {
-                tracing::error!(%id, queue, "outbox row for an unknown queue");
+            let Some(queue_url) = Queue::parse(&queue).and_then(|q| self.queues.get(q)) else {
+                tracing::error!(%id, queue, "outbox row for a queue this function cannot publish to");
                 continue;
             };
             let mut send = self
@@ -104,7 +205,7 @@ impl Publisher {
                     sent += 1;
                 }
                 Err(error) => {
-                    tracing::warn!(%id, queue, error = format!("{:#}", anyhow::Error::from(error)), "publish failed");
+                    tracing::warn!(%id, queue, error = describe(&anyhow::Error::from(error)), "publish failed");
                     client
                         .execute(
                             "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1",

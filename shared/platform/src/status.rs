@@ -6,12 +6,13 @@
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::personas::PersonaStatus;
+
+use crate::aws::Table;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct StatusStore {
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub table: String,
+    pub table: Table,
 }
 
 fn key(owner_id: Uuid) -> AttributeValue {
@@ -27,9 +28,10 @@ impl StatusStore {
         status: &PersonaStatus,
     ) -> anyhow::Result<bool> {
         let outcome = self
-            .dynamodb
+            .table
+            .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .item("pk", key(owner_id))
             .item("sk", AttributeValue::S("current".into()))
             .item("seq", AttributeValue::N(sequence.to_string()))
@@ -54,9 +56,13 @@ impl StatusStore {
     /// The current status and its sequence number.
     pub async fn get(&self, owner_id: Uuid) -> anyhow::Result<Option<(PersonaStatus, i64)>> {
         let item = self
-            .dynamodb
+            .table
+            .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
+            // A poll after a write must see it (and never an older status and ETag after a
+            // newer one), so reads are strongly consistent.
+            .consistent_read(true)
             .key("pk", key(owner_id))
             .key("sk", AttributeValue::S("current".into()))
             .send()

@@ -2,29 +2,72 @@
 //! caching, and mark the persona `ready`. Uploading is idempotent (the same card has the same
 //! key), so a redelivered message that already uploaded just finds the row moved on.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use anyhow::Context;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
 use aws_sdk_s3::primitives::ByteStream;
 use cards::{Card, CardData, Size, Theme};
-use domain::personas::PersonaState;
-use platform::worker::{Message, StepError};
+use domain::personas::{PersonaState, RenderJob};
+use personas::{rows, Personas, StoredCard};
+use platform::{
+    aws::AwsClients,
+    outbox::QueueUrls,
+    worker::{process_batch, Message, SqsQueueOps, StepError},
+    RenderConfig,
+};
 use tracing::{info, warn, Instrument};
 
-use crate::{
-    personas::{self, StoredCard},
-    FaultPoint, RenderJob, Saga,
-};
+use crate::{FaultPoint, Faults};
 
 /// Cards never change once written: a new render gets a new key.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
-fn retryable(error: anyhow::Error) -> StepError {
-    StepError::retryable(error)
+/// The render_card function: everything step 2 needs, built once per cold start.
+#[derive(Clone)]
+pub struct RenderWorker {
+    pub personas: Personas,
+    pub s3: aws_sdk_s3::Client,
+    pub cards_bucket: String,
+    pub frontend_url: String,
+    renderer: Arc<OnceLock<cards::Renderer>>,
+    pub queue: SqsQueueOps,
+    pub faults: Faults,
 }
 
-impl Saga {
+impl RenderWorker {
+    pub fn new(config: RenderConfig, aws: &AwsClients) -> anyhow::Result<Self> {
+        Ok(Self {
+            // Step 2 is the last: it publishes nothing.
+            personas: crate::personas(
+                &config.database,
+                &config.table_name,
+                QueueUrls::default(),
+                aws,
+            )?,
+            s3: aws.s3.clone(),
+            cards_bucket: config.cards_bucket,
+            frontend_url: config.frontend_url,
+            renderer: Arc::new(OnceLock::new()),
+            queue: crate::queue_ops(&config.queue, aws),
+            faults: Faults::none(),
+        })
+    }
+
+    /// The card renderer, built (fonts parsed) on first use only.
+    pub fn renderer(&self) -> &cards::Renderer {
+        self.renderer.get_or_init(cards::Renderer::new)
+    }
+
+    /// The function's handler: one SQS batch, only failed ids reported.
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        process_batch(event, &self.queue, |message| self.render(message)).await
+    }
+
     pub async fn render(&self, message: Message<RenderJob>) -> Result<(), StepError> {
         let span = tracing::info_span!("step", persona_id = %message.body.persona_id, step = "render_card");
         self.render_step(message).instrument(span).await
@@ -35,19 +78,17 @@ impl Saga {
             persona_id: id,
             generation,
         } = message.body;
-        let client = self.client().await?;
-        let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
-            return Err(StepError::permanent("unknown_persona"));
-        };
+        let personas = &self.personas;
+        let (client, row) = personas.load_for_step(id).await?;
         if row.state != PersonaState::Rendering || row.render_generation != generation {
             info!(
                 state = row.state.as_str(),
                 "render message for a finished or newer render; nothing to do"
             );
             // A crash after the commit may have skipped the status write; it is idempotent.
-            return self.write_final_status(&row).await;
+            return personas.write_final_status(&row).await;
         }
-        let Some(row) = personas::transition(
+        let Some(row) = rows::transition(
             &client,
             "UPDATE personas SET state_version = state_version + 1, render_attempts = render_attempts + 1,
                  render_started_at = COALESCE(render_started_at, now()), updated_at = now()
@@ -55,17 +96,18 @@ impl Saga {
             &[&id, &generation],
         )
         .await
-        .map_err(retryable)?
+        .map_err(StepError::retryable)?
         else {
             return Ok(());
         };
         drop(client);
-        self.write_progress(&row).await;
+        personas.write_progress(&row).await;
 
         let (Some(name), Some(archetype), Some(stats)) =
             (row.name.clone(), row.archetype, row.stats)
         else {
-            self.fail(&row, "render_card", "missing_synthesis", false)
+            personas
+                .fail(&row, "render_card", "missing_synthesis", false)
                 .await?;
             return Ok(());
         };
@@ -73,7 +115,7 @@ impl Saga {
             name,
             archetype,
             stats,
-            share_url: format!("{}/p/{id}", self.config.frontend_url),
+            share_url: format!("{}/p/{id}", self.frontend_url),
             theme: Theme::parse(&row.theme).unwrap_or(Theme::Default),
         };
         let started = Instant::now();
@@ -85,13 +127,15 @@ impl Saga {
             Ok(Ok(cards)) => cards,
             Ok(Err(error)) => {
                 warn!(error = %error, "rendering failed");
-                self.fail(&row, "render_card", "render_failed", false)
+                personas
+                    .fail(&row, "render_card", "render_failed", false)
                     .await?;
                 return Ok(());
             }
             Err(_) => {
                 warn!("the renderer panicked");
-                self.fail(&row, "render_card", "render_failed", false)
+                personas
+                    .fail(&row, "render_card", "render_failed", false)
                     .await?;
                 return Ok(());
             }
@@ -102,11 +146,11 @@ impl Saga {
         );
         let mut stored = Vec::with_capacity(cards.len());
         for card in &cards {
-            stored.push(self.upload(id, card).await.map_err(retryable)?);
+            stored.push(self.upload(id, card).await.map_err(StepError::retryable)?);
         }
         self.faults.at(FaultPoint::AfterUploadBeforeCommit)?;
-        let client = self.client().await?;
-        let ready = personas::transition(
+        let client = personas.client().await?;
+        let ready = rows::transition(
             &client,
             "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
                  render_finished_at = now(), failed_step = NULL, error_code = NULL,
@@ -115,18 +159,18 @@ impl Saga {
             &[
                 &id,
                 &generation,
-                &serde_json::to_value(&stored).map_err(|e| retryable(e.into()))?,
+                &serde_json::to_value(&stored).map_err(StepError::retryable)?,
             ],
         )
         .await
-        .map_err(retryable)?;
+        .map_err(StepError::retryable)?;
         drop(client);
         let Some(ready) = ready else {
             info!("another delivery finished the render first");
             return Ok(());
         };
         self.faults.at(FaultPoint::AfterRenderCommitBeforeStatus)?;
-        self.write_final_status(&ready).await?;
+        personas.write_final_status(&ready).await?;
         info!("persona ready");
         Ok(())
     }
@@ -134,10 +178,9 @@ impl Saga {
     async fn upload(&self, persona_id: uuid::Uuid, card: &Card) -> anyhow::Result<StoredCard> {
         let hash = platform::crypto::hex(digest::digest(&digest::SHA256, &card.png).as_ref());
         let key = format!("cards/{persona_id}/{hash}.png");
-        self.aws
-            .s3
+        self.s3
             .put_object()
-            .bucket(&self.config.cards_bucket)
+            .bucket(&self.cards_bucket)
             .key(&key)
             .content_type("image/png")
             .cache_control(CACHE_CONTROL)

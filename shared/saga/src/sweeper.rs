@@ -12,11 +12,24 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use domain::personas::PersonaState;
-use platform::worker::FAILURE_REASON_ATTRIBUTE;
+use personas::{queue_step, rows, Personas};
+use platform::{
+    aws::AwsClients,
+    outbox::{Queue, QueueUrls},
+    telemetry::describe,
+    worker::FAILURE_REASON_ATTRIBUTE,
+    SweeperConfig,
+};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::{personas, RenderJob, Saga};
+/// The sweeper function: publishes to every queue and reads every dead-letter queue.
+#[derive(Clone)]
+pub struct Sweeper {
+    pub personas: Personas,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dead_letter_queues: QueueUrls,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct SweepSettings {
@@ -42,19 +55,33 @@ pub struct SweepReport {
     pub dead_lettered: usize,
 }
 
-impl Saga {
+/// The saga step a queue's messages belong to, as failures name it.
+fn step_of(queue: Queue) -> &'static str {
+    match queue {
+        Queue::Synthesize => "synthesize",
+        Queue::Render => "render_card",
+    }
+}
+
+impl Sweeper {
+    pub fn new(config: SweeperConfig, aws: &AwsClients) -> anyhow::Result<Self> {
+        Ok(Self {
+            personas: crate::personas(&config.database, &config.table_name, config.queues, aws)?,
+            sqs: aws.sqs.clone(),
+            dead_letter_queues: config.dead_letter_queues,
+        })
+    }
+
     pub async fn sweep(&self, settings: SweepSettings) -> anyhow::Result<SweepReport> {
-        let republished = self
+        let personas = &self.personas;
+        let republished = personas
             .publisher
-            .publish_stale(&self.db, settings.outbox_after)
+            .publish_stale(&personas.db, settings.outbox_after)
             .await?;
         let redriven = self.redrive_stuck(settings.stuck_after).await?;
         let mut dead_lettered = 0;
-        for (queue_url, step) in [
-            (self.config.synthesize_dlq_url.clone(), "synthesize"),
-            (self.config.render_dlq_url.clone(), "render_card"),
-        ] {
-            dead_lettered += self.drain_dead_letters(&queue_url, step).await?;
+        for (queue, queue_url) in &self.dead_letter_queues.0 {
+            dead_lettered += self.drain_dead_letters(queue_url, step_of(*queue)).await?;
         }
         let report = SweepReport {
             republished,
@@ -66,8 +93,13 @@ impl Saga {
     }
 
     async fn redrive_stuck(&self, stuck_after: Duration) -> anyhow::Result<usize> {
-        let client = self.db.get().await.context("connecting to PostgreSQL")?;
-        let rows = client
+        let personas = &self.personas;
+        let client = personas
+            .db
+            .get()
+            .await
+            .context("connecting to PostgreSQL")?;
+        let stuck = client
             .query(
                 &format!(
                     "SELECT {} FROM personas p
@@ -76,7 +108,7 @@ impl Saga {
                        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL
                                        AND o.body->>'persona_id' = p.id::text)
                      ORDER BY updated_at LIMIT 100",
-                    personas::COLUMNS
+                    rows::COLUMNS
                 ),
                 &[&stuck_after.as_secs_f64()],
             )
@@ -84,8 +116,12 @@ impl Saga {
             .context("finding stuck jobs")?;
         drop(client);
         let mut redriven = 0;
-        for row in rows.iter().map(personas::from_row) {
-            let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+        for row in stuck.iter().map(rows::from_row) {
+            let mut client = personas
+                .db
+                .get()
+                .await
+                .context("connecting to PostgreSQL")?;
             let tx = client.transaction().await?;
             // CAS: a worker that moves the row meanwhile wins, and so does an overlapping sweep
             // (it has already touched `updated_at`).
@@ -100,26 +136,11 @@ impl Saga {
             if touched == 0 {
                 continue;
             }
-            let (queue, body) = match row.state {
-                PersonaState::Rendering => (
-                    "render",
-                    serde_json::to_value(RenderJob {
-                        persona_id: row.id,
-                        generation: row.render_generation,
-                    })?,
-                ),
-                _ => ("synthesize", serde_json::json!({ "persona_id": row.id })),
-            };
-            let outbox_id = Uuid::now_v7();
-            tx.execute(
-                "INSERT INTO outbox (id, queue, body) VALUES ($1, $2, $3)",
-                &[&outbox_id, &queue, &body],
-            )
-            .await?;
+            let outbox_id = queue_step(&tx, &row, None).await?;
             tx.commit().await?;
             drop(client);
             warn!(persona_id = %row.id, state = row.state.as_str(), "re-driving a stuck job");
-            self.publisher.publish(&self.db, &[outbox_id]).await;
+            personas.publisher.publish(&personas.db, &[outbox_id]).await;
             redriven += 1;
         }
         Ok(redriven)
@@ -129,7 +150,6 @@ impl Saga {
         let mut handled = 0;
         for _ in 0..10 {
             let messages = self
-                .aws
                 .sqs
                 .receive_message()
                 .queue_url(queue_url)
@@ -161,7 +181,6 @@ impl Saga {
                     );
                     if let Some(handle) = &message.receipt_handle {
                         let _ = self
-                            .aws
                             .sqs
                             .change_message_visibility()
                             .queue_url(queue_url)
@@ -188,8 +207,8 @@ impl Saga {
                     .as_ref()
                     .and_then(|body| body["generation"].as_i64())
                     .unwrap_or(-1) as i32;
-                let client = self.db.get().await.context("connecting to PostgreSQL")?;
-                let failed = personas::transition(
+                let client = self.personas.connection().await?;
+                let failed = rows::transition(
                     &client,
                     "UPDATE personas SET state = 'failed', state_version = state_version + 1,
                          failed_step = $2, error_code = $3, error_retryable = true, updated_at = now()
@@ -206,18 +225,17 @@ impl Saga {
                         warn!(persona_id = %persona_id, step, reason, "dead-lettered job marked failed");
                         Some(failed)
                     }
-                    None => personas::load(&client, persona_id).await?,
+                    None => rows::load(&client, persona_id).await?,
                 };
                 drop(client);
                 if let Some(row) = row.filter(|row| row.state == PersonaState::Failed) {
-                    if let Err(error) = self.write_status(&row).await {
-                        warn!(persona_id = %persona_id, error = format!("{error:#}"), "status not written; the dead letter is kept");
+                    if let Err(error) = self.personas.write_status(&row).await {
+                        warn!(persona_id = %persona_id, error = describe(&error), "status not written; the dead letter is kept");
                         continue;
                     }
                 }
                 if let Some(handle) = &message.receipt_handle {
-                    self.aws
-                        .sqs
+                    self.sqs
                         .delete_message()
                         .queue_url(queue_url)
                         .receipt_handle(handle)

@@ -6,33 +6,84 @@
 //! at most one LLM attempt per receive; after the last one the rule-based text is used and
 //! labelled `rule_based_fallback`. Permanent failures fail the persona with a reason.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::{
     personas::{PersonaState, SynthesizeJob},
     surveys::{question_bank, Answers},
     synthesis::{aggregate, rule_based, Brief},
 };
 use llm::{LlmError, Written};
+use personas::{queue_step, rows, PersonaRow, Personas};
 use platform::{
-    crypto::Sealed,
-    worker::{Message, StepError},
+    aws::AwsClients,
+    crypto::{AnswerCipher, Sealed},
+    worker::{process_batch, Message, SqsQueueOps, StepError},
+    SynthesizeConfig,
 };
+use secrecy::ExposeSecret;
 use tracing::{info, warn, Instrument};
 
-use crate::{personas, FaultPoint, RenderJob, Saga};
+use crate::{FaultPoint, Faults};
 
 /// LLM attempts before the labelled rule-based fallback (one per SQS receive).
 pub const LLM_ATTEMPTS: i32 = 3;
 /// Label of text written by the fallback after the LLM kept failing.
 pub const RULE_BASED_FALLBACK: &str = "rule_based_fallback";
 
-fn retryable(error: anyhow::Error) -> StepError {
-    StepError::retryable(error)
+/// The synthesize function: everything step 1 needs, built once per cold start.
+#[derive(Clone)]
+pub struct SynthesizeWorker {
+    pub personas: Personas,
+    pub cipher: Arc<AnswerCipher>,
+    pub llm: llm::Provider,
+    pub queue: SqsQueueOps,
+    /// First delay of the retry backoff of transient LLM failures.
+    pub retry_base: Duration,
+    pub faults: Faults,
 }
 
-impl Saga {
+impl SynthesizeWorker {
+    pub fn new(config: SynthesizeConfig, aws: &AwsClients) -> anyhow::Result<Self> {
+        // The HTTP client (TLS setup) only when a real model is configured.
+        let llm = match &config.llm.base_url {
+            None => llm::Provider::Offline,
+            Some(base_url) => llm::Provider::OpenAiCompatible(llm::OpenAiCompatible {
+                base_url: base_url.clone(),
+                api_key: config
+                    .llm
+                    .api_key
+                    .as_ref()
+                    .map(|key| key.expose_secret().to_owned()),
+                models: config.llm.models.clone(),
+                timeout: config.llm.timeout,
+                http: reqwest::Client::builder()
+                    .timeout(config.llm.timeout)
+                    .build()?,
+            }),
+        };
+        Ok(Self {
+            personas: crate::personas(
+                &config.database,
+                &config.table_name,
+                config.publishes.clone(),
+                aws,
+            )?,
+            cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+            llm,
+            queue: crate::queue_ops(&config.queue, aws),
+            retry_base: config.llm.retry_base,
+            faults: Faults::none(),
+        })
+    }
+
+    /// The function's handler: one SQS batch, only failed ids reported.
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        process_batch(event, &self.queue, |message| self.synthesize(message)).await
+    }
+
     pub async fn synthesize(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
         let span =
             tracing::info_span!("step", persona_id = %message.body.persona_id, step = "synthesize");
@@ -41,17 +92,14 @@ impl Saga {
 
     async fn synthesize_step(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
         let id = message.body.persona_id;
-        let client = self.client().await?;
-        let Some(row) = personas::load(&client, id).await.map_err(retryable)? else {
-            warn!(persona_id = %id, "synthesize message for an unknown persona");
-            return Err(StepError::permanent("unknown_persona"));
-        };
+        let personas = &self.personas;
+        let (client, row) = personas.load_for_step(id).await?;
         if !matches!(row.state, PersonaState::Queued | PersonaState::Synthesizing) {
             info!(persona_id = %id, state = row.state.as_str(), "already past synthesis; nothing to do");
             // A crash after the commit may have skipped the status write; it is idempotent.
-            return self.write_final_status(&row).await;
+            return personas.write_final_status(&row).await;
         }
-        let Some(row) = personas::transition(
+        let Some(row) = rows::transition(
             &client,
             "UPDATE personas SET state = 'synthesizing', state_version = state_version + 1,
                  synthesize_attempts = synthesize_attempts + 1,
@@ -60,15 +108,15 @@ impl Saga {
             &[&id, &row.state.as_str(), &row.state_version],
         )
         .await
-        .map_err(retryable)?
+        .map_err(StepError::retryable)?
         else {
             info!(persona_id = %id, "another delivery moved the persona first");
             return Ok(());
         };
         drop(client);
-        self.write_progress(&row).await;
+        personas.write_progress(&row).await;
 
-        let brief = self.brief(&row).await.map_err(retryable)?;
+        let brief = self.brief(&row).await.map_err(StepError::retryable)?;
         let attempt = row.synthesize_attempts;
         let written = match self.llm.write(&brief, attempt.max(1) as u32).await {
             Ok(written) => written,
@@ -76,7 +124,7 @@ impl Saga {
                 warn!(persona_id = %id, attempt, reason, "transient LLM failure; retrying later");
                 return Err(StepError::Retryable {
                     error: anyhow::anyhow!("transient LLM failure: {reason}"),
-                    after: Some(backoff(self.config.llm.retry_base, attempt)),
+                    after: Some(backoff(self.retry_base, attempt)),
                 });
             }
             Err(LlmError::Transient(reason)) => {
@@ -88,26 +136,49 @@ impl Saga {
             }
             Err(LlmError::Permanent(reason)) => {
                 warn!(persona_id = %id, reason, "permanent LLM failure; the persona fails");
-                self.fail(&row, "synthesize", &format!("llm_{reason}"), false)
+                personas
+                    .fail(&row, "synthesize", &format!("llm_{reason}"), false)
                     .await?;
                 return Ok(());
             }
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
 
-        let mut client = self.client().await?;
+        let Some((moved, outbox_id)) = self
+            .commit(&row, &brief, &written, message.request_id.as_deref())
+            .await
+            .map_err(StepError::retryable)?
+        else {
+            info!(persona_id = %id, "another delivery finished synthesis first");
+            return Ok(());
+        };
+        info!(persona_id = %id, synthesized_by = written.synthesized_by, "synthesized");
+        self.faults.at(FaultPoint::AfterSynthesisCommit)?;
+        personas.publisher.publish(&personas.db, &[outbox_id]).await;
+        personas.write_final_status(&moved).await
+    }
+
+    /// Stores the text and stats and queues the render step, in one transaction; `None` when
+    /// another delivery got there first.
+    async fn commit(
+        &self,
+        row: &PersonaRow,
+        brief: &Brief,
+        written: &Written,
+        request_id: Option<&str>,
+    ) -> anyhow::Result<Option<(PersonaRow, uuid::Uuid)>> {
+        let mut client = self.personas.connection().await?;
         let tx = client
             .transaction()
             .await
-            .context("starting a transaction")
-            .map_err(retryable)?;
+            .context("starting a transaction")?;
         let stats = brief.stats;
-        let traits = serde_json::to_value(&written.text.traits).map_err(|e| retryable(e.into()))?;
+        let traits = serde_json::to_value(&written.text.traits)?;
         let archetype = serde_json::to_value(written.text.archetype)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let moved = personas::transition(
+        let moved = rows::transition(
             &tx,
             "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
                  name = $3, archetype = $4, traits = $5, greeting = $6, system_prompt = $7,
@@ -116,7 +187,7 @@ impl Saga {
                  updated_at = now()
              WHERE id = $1 AND state = 'synthesizing' AND state_version = $2",
             &[
-                &id,
+                &row.id,
                 &row.state_version,
                 &written.text.name,
                 &archetype,
@@ -130,42 +201,20 @@ impl Saga {
                 &written.synthesized_by,
             ],
         )
-        .await
-        .map_err(retryable)?;
+        .await?;
         let Some(moved) = moved else {
-            info!(persona_id = %id, "another delivery finished synthesis first");
-            return Ok(());
+            return Ok(None);
         };
-        let outbox_id = uuid::Uuid::now_v7();
-        let job = RenderJob {
-            persona_id: id,
-            generation: moved.render_generation,
-        };
-        tx.execute(
-            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, 'render', $2, $3)",
-            &[
-                &outbox_id,
-                &serde_json::to_value(&job).map_err(|e| retryable(e.into()))?,
-                &message.request_id,
-            ],
-        )
-        .await
-        .context("queuing the render step")
-        .map_err(retryable)?;
-        tx.commit()
+        let outbox_id = queue_step(&tx, &moved, request_id)
             .await
-            .context("committing the synthesis")
-            .map_err(retryable)?;
-        drop(client);
-        info!(persona_id = %id, synthesized_by = written.synthesized_by, "synthesized");
-        self.faults.at(FaultPoint::AfterSynthesisCommit)?;
-        self.publisher.publish(&self.db, &[outbox_id]).await;
-        self.write_final_status(&moved).await
+            .context("queuing the render step")?;
+        tx.commit().await.context("committing the synthesis")?;
+        Ok(Some((moved, outbox_id)))
     }
 
     /// Decrypts and aggregates the survey's answers.
-    async fn brief(&self, row: &personas::PersonaRow) -> anyhow::Result<Brief> {
-        let client = self.db.get().await.context("connecting to PostgreSQL")?;
+    async fn brief(&self, row: &PersonaRow) -> anyhow::Result<Brief> {
+        let client = self.personas.connection().await?;
         let survey = client
             .query_one(
                 "SELECT s.question_bank_version, u.display_name FROM surveys s
@@ -196,30 +245,6 @@ impl Saga {
             responses.push(serde_json::from_slice(&plaintext).context("decoding an answer")?);
         }
         Ok(aggregate(&bank, survey.get::<_, &str>(1), &responses))
-    }
-
-    /// Marks the persona failed (CAS from its current state).
-    pub async fn fail(
-        &self,
-        row: &personas::PersonaRow,
-        step: &str,
-        code: &str,
-        retryable_error: bool,
-    ) -> Result<(), StepError> {
-        let client = self.client().await?;
-        let failed = personas::transition(
-            &client,
-            "UPDATE personas SET state = 'failed', state_version = state_version + 1,
-                 failed_step = $3, error_code = $4, error_retryable = $5, updated_at = now()
-             WHERE id = $1 AND state_version = $2 AND state IN ('queued', 'synthesizing', 'rendering')",
-            &[&row.id, &row.state_version, &step, &code, &retryable_error],
-        )
-        .await
-        .map_err(retryable)?;
-        match failed {
-            Some(failed) => self.write_final_status(&failed).await,
-            None => Ok(()),
-        }
     }
 }
 

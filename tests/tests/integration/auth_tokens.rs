@@ -36,15 +36,6 @@ async fn me(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
-    app.http
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn ours(kid: Option<&str>, alg: Algorithm, secret: &[u8], claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
@@ -233,23 +224,23 @@ async fn refresh_rotates_the_token_and_the_new_pair_works() {
     let app = spawn_app().await;
     let first = app.dev_sign_in("ann@example.com", "Ann Lee").await;
 
-    let response = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": first["refresh_token"]}),
-    )
-    .await;
+    let response = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": first["refresh_token"]}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let second: Value = response.json().await.unwrap();
-    let third: Value = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": second["refresh_token"]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let third: Value = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": second["refresh_token"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
 
     assert_ne!(first["refresh_token"], second["refresh_token"]);
     assert_ne!(second["refresh_token"], third["refresh_token"]);
@@ -281,30 +272,30 @@ async fn refresh_rotates_the_token_and_the_new_pair_works() {
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     let app = spawn_app().await;
     let first = app.dev_sign_in("bo@example.com", "Bo").await;
-    let second: Value = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": first["refresh_token"]}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let second: Value = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": first["refresh_token"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
 
-    let replay = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": first["refresh_token"]}),
-    )
-    .await;
+    let replay = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": first["refresh_token"]}),
+        )
+        .await;
     assert_eq!(replay.status(), 401);
     let replay: Value = replay.json().await.unwrap();
-    let after = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": second["refresh_token"]}),
-    )
-    .await;
+    let after = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": second["refresh_token"]}),
+        )
+        .await;
 
     assert_eq!(replay["error"]["code"], "refresh_token_reused");
     assert_eq!(
@@ -381,24 +372,21 @@ async fn logout_ends_the_session_and_answers_204_even_for_unknown_tokens() {
     let app = spawn_app().await;
     let signed_in = app.dev_sign_in("cy@example.com", "Cy").await;
 
-    let logout = post(
-        &app,
-        "/v1/auth/logout",
-        json!({"refresh_token": signed_in["refresh_token"]}),
-    )
-    .await;
-    let refresh = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": signed_in["refresh_token"]}),
-    )
-    .await;
-    let unknown = post(
-        &app,
-        "/v1/auth/logout",
-        json!({"refresh_token": "never-issued"}),
-    )
-    .await;
+    let logout = app
+        .post(
+            "/v1/auth/logout",
+            json!({"refresh_token": signed_in["refresh_token"]}),
+        )
+        .await;
+    let refresh = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": signed_in["refresh_token"]}),
+        )
+        .await;
+    let unknown = app
+        .post("/v1/auth/logout", json!({"refresh_token": "never-issued"}))
+        .await;
 
     assert_eq!(logout.status(), 204);
     assert_eq!(refresh.status(), 401);
@@ -421,12 +409,12 @@ async fn an_expired_refresh_token_is_refused() {
         .await
         .unwrap();
 
-    let response = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": signed_in["refresh_token"]}),
-    )
-    .await;
+    let response = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": signed_in["refresh_token"]}),
+        )
+        .await;
 
     assert_eq!(response.status(), 401);
 }
@@ -435,13 +423,13 @@ async fn an_expired_refresh_token_is_refused() {
 async fn malformed_auth_bodies_get_the_standard_errors() {
     let app = spawn_app().await;
 
-    let unknown_field = post(
-        &app,
-        "/v1/auth/refresh",
-        json!({"refresh_token": "x", "extra": 1}),
-    )
-    .await;
-    let missing = post(&app, "/v1/auth/google", json!({})).await;
+    let unknown_field = app
+        .post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": "x", "extra": 1}),
+        )
+        .await;
+    let missing = app.post("/v1/auth/google", json!({})).await;
     let not_json = app
         .http
         .post(app.url("/v1/auth/logout"))
@@ -449,7 +437,9 @@ async fn malformed_auth_bodies_get_the_standard_errors() {
         .send()
         .await
         .unwrap();
-    let invalid_dev = post(&app, "/v1/auth/dev", json!({"email": "nope", "name": ""})).await;
+    let invalid_dev = app
+        .post("/v1/auth/dev", json!({"email": "nope", "name": ""}))
+        .await;
 
     assert_eq!(unknown_field.status(), 400);
     assert_eq!(missing.status(), 400);
@@ -473,7 +463,9 @@ async fn the_dev_sign_in_route_does_not_exist_in_the_lambda_router() {
     })
     .await;
 
-    let response = post(&app, "/v1/auth/dev", json!({"email": "a@b.c", "name": "A"})).await;
+    let response = app
+        .post("/v1/auth/dev", json!({"email": "a@b.c", "name": "A"}))
+        .await;
     let document: Value = app.get("/v1/openapi.json").await.json().await.unwrap();
 
     assert_eq!(response.status(), 404);

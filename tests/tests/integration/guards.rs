@@ -131,23 +131,28 @@ fn things_router(state: AppState, effects: Effects) -> Router {
                         api::json::ApiJson(body): api::json::ApiJson<NewThing>| {
         let effects = effects.clone();
         async move {
-            key.run(&state, "things.create#tester", &body, || async {
-                tokio::time::sleep(Duration::from_millis(body.delay_ms)).await;
-                if effects.panic_next.swap(false, Ordering::SeqCst) {
-                    panic!("the function crashed mid-request");
-                }
-                if effects.fail_next.swap(false, Ordering::SeqCst) {
-                    return Err(ApiError::Unprocessable(Problem::new(
-                        "flaky",
-                        "failed once",
-                    )));
-                }
-                let n = effects.count.fetch_add(1, Ordering::SeqCst) + 1;
-                Replayable::created(
-                    json!({"id": n, "name": body.name}),
-                    Some(format!("/things/{n}")),
-                )
-            })
+            key.run(
+                &state.idempotency,
+                "things.create#tester",
+                &body,
+                || async {
+                    tokio::time::sleep(Duration::from_millis(body.delay_ms)).await;
+                    if effects.panic_next.swap(false, Ordering::SeqCst) {
+                        panic!("the function crashed mid-request");
+                    }
+                    if effects.fail_next.swap(false, Ordering::SeqCst) {
+                        return Err(ApiError::Unprocessable(Problem::new(
+                            "flaky",
+                            "failed once",
+                        )));
+                    }
+                    let n = effects.count.fetch_add(1, Ordering::SeqCst) + 1;
+                    Replayable::created(
+                        json!({"id": n, "name": body.name}),
+                        Some(format!("/things/{n}")),
+                    )
+                },
+            )
             .await
         }
     };
@@ -156,7 +161,7 @@ fn things_router(state: AppState, effects: Effects) -> Router {
         Router::new()
             .route("/things", post(handler))
             .with_state(state),
-        &config,
+        &config.web,
     )
 }
 

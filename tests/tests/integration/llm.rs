@@ -10,7 +10,6 @@ use std::{
 
 use integration_tests::{spawn_app, TestApp};
 use serde_json::{json, Value};
-use uuid::Uuid;
 use wiremock::{
     matchers::{method, path},
     Mock, MockServer, Request, Respond, ResponseTemplate,
@@ -64,67 +63,6 @@ async fn llm_saga(app: &TestApp, server: &MockServer) -> saga::Saga {
     ])
 }
 
-/// Seeds `n` owners whose surveys have three sealed answers and a queued persona job (as the
-/// third answer leaves them), and publishes the jobs.
-async fn seed_queued_personas(app: &TestApp, n: usize) -> Vec<Uuid> {
-    let answers = json!({
-        "charisma_room": 3, "charisma_story": 4, "intellect_curious": 5, "intellect_advice": 4,
-        "kindness_notice": 5, "kindness_help": 4, "energy_plans": 2, "energy_late": 3,
-        "first_impression": "warm_open", "in_a_crisis": "cheers_everyone", "three_words": "bright, loyal, funny",
-    });
-    let client = app.state.db.get().await.unwrap();
-    let mut outbox = Vec::new();
-    let mut personas = Vec::new();
-    for i in 0..n {
-        let (user, survey, persona, message) = (
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-        );
-        client
-            .execute(
-                "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Mira')",
-                &[&user, &format!("seed:{i}:{user}")],
-            )
-            .await
-            .unwrap();
-        client.execute(
-            "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
-             VALUES ($1, $2, 't', 1, 'collecting', 3, now(), now() + interval '30 days')",
-            &[&survey, &user],
-        ).await.unwrap();
-        for _ in 0..3 {
-            let response = Uuid::new_v4();
-            let sealed = app
-                .state
-                .cipher
-                .seal(survey, response, answers.to_string().as_bytes())
-                .unwrap();
-            client.execute(
-                "INSERT INTO survey_responses (id, survey_id, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
-                &[&response, &survey, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
-            ).await.unwrap();
-        }
-        client.execute(
-            "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count) VALUES ($1, $2, $3, 1, 'queued', 1, 3)",
-            &[&persona, &user, &survey],
-        ).await.unwrap();
-        client
-            .execute(
-                "INSERT INTO outbox (id, queue, body) VALUES ($1, 'synthesize', $2)",
-                &[&message, &json!({"persona_id": persona})],
-            )
-            .await
-            .unwrap();
-        outbox.push(message);
-        personas.push(persona);
-    }
-    drop(client);
-    app.state.publisher.publish(&app.state.db, &outbox).await;
-    personas
-}
-
 async fn states(app: &TestApp) -> BTreeMap<String, i64> {
     app.state
         .db
@@ -166,7 +104,7 @@ async fn with_30_percent_transient_llm_failures_all_200_personas_reach_ready() {
         })
         .mount(&server)
         .await;
-    seed_queued_personas(&app, 200).await;
+    app.seed_queued_personas(200).await;
     let started = Instant::now();
 
     let _workers = app.start_workers(llm_saga(&app, &server).await);
@@ -213,7 +151,7 @@ async fn with_30_percent_transient_llm_failures_all_200_personas_reach_ready() {
 }
 
 async fn one_persona_with(app: &TestApp, server: &MockServer) -> Value {
-    seed_queued_personas(app, 1).await;
+    app.seed_queued_personas(1).await;
     let _workers = app.start_workers(llm_saga(app, server).await);
     wait_until_none_running(app, Duration::from_secs(30)).await;
     let row = app

@@ -238,7 +238,7 @@ async fn crash_and_duplicates_end_ready(point: FaultPoint) {
     let app = spawn_app().await;
     let mut saga = app.saga(&[]);
     let (faults, fired) = crash_once_at(point);
-    saga.faults = faults;
+    saga.set_faults(faults);
     let (token, _, _) = app
         .survey_with_answers(&format!("fault-{point:?}@example.com").to_lowercase(), 3)
         .await;
@@ -364,13 +364,13 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
     let mut saga = app.saga(&[]);
     // Rendering fails every time: the message is received maxReceiveCount (5) times, then SQS
     // moves it to the dead-letter queue and the sweeper fails the persona.
-    saga.faults = Faults::inject(|at| match at {
+    saga.set_faults(Faults::inject(|at| match at {
         FaultPoint::AfterUploadBeforeCommit => Err(StepError::Retryable {
             error: anyhow::anyhow!("poison"),
             after: Some(Duration::ZERO),
         }),
         _ => Ok(()),
-    });
+    }));
     let (token, _, _) = app.survey_with_answers("poison@example.com", 3).await;
     let workers = app.start_workers(saga);
 

@@ -5,73 +5,16 @@ use std::{collections::HashSet, sync::Arc};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, TimeZone, Utc};
 use domain::personas::PersonaState;
-use integration_tests::{spawn_app, spawn_app_with, TestApp, TestAppOptions};
+use integration_tests::{answers_with_words, spawn_app, spawn_app_with, TestApp, TestAppOptions};
 use platform::clock::ManualClock;
 use serde_json::{json, Value};
-
-fn answers(words: &str) -> Value {
-    json!({
-        "charisma_room": 4, "charisma_story": 5, "intellect_curious": 3, "intellect_advice": 4,
-        "kindness_notice": 5, "kindness_help": 5, "energy_plans": 2, "energy_late": 1,
-        "first_impression": "warm_open", "in_a_crisis": "has_a_plan",
-        "three_words": words,
-    })
-}
-
-struct Owner {
-    token: String,
-    id: String,
-}
-
-async fn owner(app: &TestApp, email: &str) -> Owner {
-    let signed_in = app.dev_sign_in(email, "Mira Kim").await;
-    Owner {
-        token: signed_in["access_token"].as_str().unwrap().to_owned(),
-        id: signed_in["user"]["id"].as_str().unwrap().to_owned(),
-    }
-}
-
-async fn create(app: &TestApp, owner: &Owner, body: Value) -> reqwest::Response {
-    app.http
-        .post(app.url("/v1/surveys"))
-        .bearer_auth(&owner.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn survey(app: &TestApp, owner: &Owner) -> String {
-    let response = create(app, owner, json!({"title": "Who am I to you?"})).await;
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn submit(
-    app: &TestApp,
-    client: &reqwest::Client,
-    survey_id: &str,
-    body: Value,
-    fingerprint: Option<&str>,
-) -> reqwest::Response {
-    let mut request = client
-        .post(app.url(&format!("/v1/surveys/{survey_id}/responses")))
-        .json(&body);
-    if let Some(fingerprint) = fingerprint {
-        request = request.header("x-fingerprint", fingerprint);
-    }
-    request.send().await.unwrap()
-}
 
 #[tokio::test]
 async fn creating_a_survey_returns_its_share_link_and_starts_the_status_at_awaiting_responses() {
     let app = spawn_app().await;
-    let owner = owner(&app, "mira@example.com").await;
+    let owner = app.owner("mira@example.com").await;
 
-    let response = create(&app, &owner, json!({})).await;
+    let response = app.create_survey(&owner, json!({})).await;
 
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -100,10 +43,10 @@ async fn creating_a_survey_returns_its_share_link_and_starts_the_status_at_await
 #[tokio::test]
 async fn one_collecting_survey_per_owner_until_it_is_closed() {
     let app = spawn_app().await;
-    let owner = owner(&app, "one@example.com").await;
-    let first = survey(&app, &owner).await;
+    let owner = app.owner("one@example.com").await;
+    let first = app.survey(&owner).await;
 
-    let second = create(&app, &owner, json!({})).await;
+    let second = app.create_survey(&owner, json!({})).await;
     assert_eq!(second.status(), 409);
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["error"]["code"], "survey_already_collecting");
@@ -117,16 +60,16 @@ async fn one_collecting_survey_per_owner_until_it_is_closed() {
         .await
         .unwrap();
     assert_eq!(closed.status(), 204);
-    assert_eq!(create(&app, &owner, json!({})).await.status(), 201);
+    assert_eq!(app.create_survey(&owner, json!({})).await.status(), 201);
 }
 
 #[tokio::test]
 async fn concurrent_creates_make_exactly_one_survey() {
     let app = spawn_app().await;
-    let owner = owner(&app, "race-create@example.com").await;
+    let owner = app.owner("race-create@example.com").await;
 
     let statuses: Vec<u16> =
-        futures_util::future::join_all((0..5).map(|_| create(&app, &owner, json!({}))))
+        futures_util::future::join_all((0..5).map(|_| app.create_survey(&owner, json!({}))))
             .await
             .iter()
             .map(|r| r.status().as_u16())
@@ -144,7 +87,7 @@ async fn concurrent_creates_make_exactly_one_survey() {
 #[tokio::test]
 async fn an_idempotency_key_makes_survey_creation_safe_to_retry() {
     let app = spawn_app().await;
-    let owner = owner(&app, "idem@example.com").await;
+    let owner = app.owner("idem@example.com").await;
     let send = || {
         app.http
             .post(app.url("/v1/surveys"))
@@ -167,11 +110,15 @@ async fn an_idempotency_key_makes_survey_creation_safe_to_retry() {
 #[tokio::test]
 async fn survey_titles_are_validated() {
     let app = spawn_app().await;
-    let owner = owner(&app, "titles@example.com").await;
+    let owner = app.owner("titles@example.com").await;
 
-    let long = create(&app, &owner, json!({"title": "x".repeat(81)})).await;
-    let control = create(&app, &owner, json!({"title": "a\u{7}b"})).await;
-    let unknown = create(&app, &owner, json!({"title": "ok", "theme": "dark"})).await;
+    let long = app
+        .create_survey(&owner, json!({"title": "x".repeat(81)}))
+        .await;
+    let control = app.create_survey(&owner, json!({"title": "a\u{7}b"})).await;
+    let unknown = app
+        .create_survey(&owner, json!({"title": "ok", "theme": "dark"}))
+        .await;
     let unauthenticated = app
         .http
         .post(app.url("/v1/surveys"))
@@ -191,8 +138,8 @@ async fn survey_titles_are_validated() {
 #[tokio::test]
 async fn the_public_view_shows_title_first_name_and_questions_without_internals() {
     let app = spawn_app().await;
-    let owner = owner(&app, "public@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("public@example.com").await;
+    let id = app.survey(&owner).await;
 
     let response = app.get(&format!("/v1/surveys/{id}/public")).await;
 
@@ -228,20 +175,22 @@ async fn closed_and_expired_surveys_are_410() {
         ..Default::default()
     })
     .await;
-    let owner = owner(&app, "gone@example.com").await;
-    let expiring = survey(&app, &owner).await;
+    let owner = app.owner("gone@example.com").await;
+    let expiring = app.survey(&owner).await;
 
     clock.advance(Duration::days(30) + Duration::seconds(1));
+    // A month later the access token has long expired (tokens read the same clock): sign in again.
+    let owner = app.owner("gone@example.com").await;
     let expired_view = app.get(&format!("/v1/surveys/{expiring}/public")).await;
-    let expired_answer = submit(
-        &app,
-        &app.http,
-        &expiring,
-        json!({"answers": answers("a b c")}),
-        None,
-    )
-    .await;
-    let closing = survey(&app, &owner).await;
+    let expired_answer = app
+        .submit(
+            &app.http,
+            &expiring,
+            json!({"answers": answers_with_words("a b c")}),
+            None,
+        )
+        .await;
+    let closing = app.survey(&owner).await;
     app.http
         .delete(app.url(&format!("/v1/surveys/{closing}")))
         .bearer_auth(&owner.token)
@@ -249,14 +198,14 @@ async fn closed_and_expired_surveys_are_410() {
         .await
         .unwrap();
     let closed_view = app.get(&format!("/v1/surveys/{closing}/public")).await;
-    let closed_answer = submit(
-        &app,
-        &app.http,
-        &closing,
-        json!({"answers": answers("a b c")}),
-        None,
-    )
-    .await;
+    let closed_answer = app
+        .submit(
+            &app.http,
+            &closing,
+            json!({"answers": answers_with_words("a b c")}),
+            None,
+        )
+        .await;
 
     assert_eq!(expired_view.status(), 410);
     assert_eq!(
@@ -275,10 +224,10 @@ async fn closed_and_expired_surveys_are_410() {
 #[tokio::test]
 async fn my_surveys_come_newest_first_in_cursor_pages() {
     let app = spawn_app().await;
-    let owner = owner(&app, "pages@example.com").await;
+    let owner = app.owner("pages@example.com").await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let id = survey(&app, &owner).await;
+        let id = app.survey(&owner).await;
         app.http
             .delete(app.url(&format!("/v1/surveys/{id}")))
             .bearer_auth(&owner.token)
@@ -332,9 +281,9 @@ async fn my_surveys_come_newest_first_in_cursor_pages() {
 #[tokio::test]
 async fn another_users_survey_progress_and_delete_answer_404() {
     let app = spawn_app().await;
-    let mira = owner(&app, "mira2@example.com").await;
-    let eve = owner(&app, "eve@example.com").await;
-    let id = survey(&app, &mira).await;
+    let mira = app.owner("mira2@example.com").await;
+    let eve = app.owner("eve@example.com").await;
+    let id = app.survey(&mira).await;
 
     let progress = app
         .http
@@ -379,10 +328,10 @@ async fn another_users_survey_progress_and_delete_answer_404() {
 #[tokio::test]
 async fn every_bad_answer_is_refused_with_its_field() {
     let app = spawn_app().await;
-    let owner = owner(&app, "matrix@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("matrix@example.com").await;
+    let id = app.survey(&owner).await;
     let with = |field: &str, value: Value| {
-        let mut a = answers("a b c");
+        let mut a = answers_with_words("a b c");
         if value.is_null() {
             a.as_object_mut().unwrap().remove(field);
         } else {
@@ -409,7 +358,7 @@ async fn every_bad_answer_is_refused_with_its_field() {
 
     for (field, body) in cases {
         let client = app.client_from(30);
-        let response = submit(&app, &client, &id, body, Some("fp")).await;
+        let response = app.submit(&client, &id, body, Some("fp")).await;
         assert_eq!(response.status(), 422, "{field}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_answers");
@@ -423,11 +372,11 @@ async fn every_bad_answer_is_refused_with_its_field() {
         ("answers not an object", json!({"answers": [1, 2]})),
         (
             "unknown top-level field",
-            json!({"answers": answers("a b c"), "name": "x"}),
+            json!({"answers": answers_with_words("a b c"), "name": "x"}),
         ),
     ] {
         assert_eq!(
-            submit(&app, &app.http, &id, body, None).await.status(),
+            app.submit(&app.http, &id, body, None).await.status(),
             400,
             "{case}"
         );
@@ -442,28 +391,28 @@ async fn every_bad_answer_is_refused_with_its_field() {
     assert_eq!(not_json.status(), 415);
     // No invalid answer was stored, and none left a duplicate marker behind.
     assert_eq!(app.count("SELECT count(*) FROM survey_responses").await, 0);
-    let valid = submit(
-        &app,
-        &app.client_from(30),
-        &id,
-        json!({"answers": answers("a b c")}),
-        Some("fp"),
-    )
-    .await;
+    let valid = app
+        .submit(
+            &app.client_from(30),
+            &id,
+            json!({"answers": answers_with_words("a b c")}),
+            Some("fp"),
+        )
+        .await;
     assert_eq!(valid.status(), 201);
 }
 
 #[tokio::test]
 async fn the_owner_cannot_answer_their_own_survey() {
     let app = spawn_app().await;
-    let owner = owner(&app, "self@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("self@example.com").await;
+    let id = app.survey(&owner).await;
 
     let response = app
         .http
         .post(app.url(&format!("/v1/surveys/{id}/responses")))
         .bearer_auth(&owner.token)
-        .json(&json!({"answers": answers("a b c")}))
+        .json(&json!({"answers": answers_with_words("a b c")}))
         .send()
         .await
         .unwrap();
@@ -479,34 +428,34 @@ async fn the_owner_cannot_answer_their_own_survey() {
 async fn a_duplicate_within_24_hours_is_409_but_another_fingerprint_behind_the_same_address_is_not()
 {
     let app = spawn_app().await;
-    let owner = owner(&app, "dupes@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("dupes@example.com").await;
+    let id = app.survey(&owner).await;
     let friend = app.client_from(40);
 
-    let first = submit(
-        &app,
-        &friend,
-        &id,
-        json!({"answers": answers("one")}),
-        Some("device-a"),
-    )
-    .await;
-    let again = submit(
-        &app,
-        &friend,
-        &id,
-        json!({"answers": answers("two")}),
-        Some("device-a"),
-    )
-    .await;
-    let same_nat = submit(
-        &app,
-        &friend,
-        &id,
-        json!({"answers": answers("three")}),
-        Some("device-b"),
-    )
-    .await;
+    let first = app
+        .submit(
+            &friend,
+            &id,
+            json!({"answers": answers_with_words("one")}),
+            Some("device-a"),
+        )
+        .await;
+    let again = app
+        .submit(
+            &friend,
+            &id,
+            json!({"answers": answers_with_words("two")}),
+            Some("device-a"),
+        )
+        .await;
+    let same_nat = app
+        .submit(
+            &friend,
+            &id,
+            json!({"answers": answers_with_words("three")}),
+            Some("device-b"),
+        )
+        .await;
 
     assert_eq!(first.status(), 201);
     assert_eq!(again.status(), 409);
@@ -545,15 +494,14 @@ async fn markers_expire_after_24_hours_and_become_unlinkable_once_the_day_keys_r
         ..Default::default()
     })
     .await;
-    let owner = owner(&app, "rotate@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("rotate@example.com").await;
+    let id = app.survey(&owner).await;
     let friend = app.client_from(41);
     let answer = |words: &'static str| {
-        submit(
-            &app,
+        app.submit(
             &friend,
             &id,
-            json!({"answers": answers(words)}),
+            json!({"answers": answers_with_words(words)}),
             Some("device-r"),
         )
     };
@@ -575,13 +523,12 @@ async fn markers_expire_after_24_hours_and_become_unlinkable_once_the_day_keys_r
 #[tokio::test]
 async fn answers_are_stored_sealed_and_open_only_for_their_survey_and_response() {
     let app = spawn_app().await;
-    let owner = owner(&app, "sealed@example.com").await;
-    let id = survey(&app, &owner).await;
-    submit(
-        &app,
+    let owner = app.owner("sealed@example.com").await;
+    let id = app.survey(&owner).await;
+    app.submit(
         &app.client_from(42),
         &id,
-        json!({"answers": answers("plaintext-marker-91c")}),
+        json!({"answers": answers_with_words("plaintext-marker-91c")}),
         None,
     )
     .await;
@@ -610,6 +557,7 @@ async fn answers_are_stored_sealed_and_open_only_for_their_survey_and_response()
     assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("plaintext-marker"));
     let opened: Value = serde_json::from_slice(
         &app.state
+            .surveys
             .cipher
             .open(survey_id, response_id, &sealed)
             .unwrap(),
@@ -619,6 +567,7 @@ async fn answers_are_stored_sealed_and_open_only_for_their_survey_and_response()
     assert_eq!(opened["charisma_room"], 4);
     assert!(app
         .state
+        .surveys
         .cipher
         .open(response_id, survey_id, &sealed)
         .is_err());
@@ -658,19 +607,18 @@ async fn queue_bodies(app: &TestApp, logical_id: &str) -> Vec<aws_sdk_sqs::types
 #[tokio::test]
 async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() {
     let app = spawn_app().await;
-    let owner = owner(&app, "race@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("race@example.com").await;
+    let id = app.survey(&owner).await;
 
     let statuses: Vec<u16> = futures_util::future::join_all((0..20u8).map(|i| {
         let client = app.client_from(50 + i);
         let id = id.clone();
         let app = &app;
         async move {
-            submit(
-                app,
+            app.submit(
                 &client,
                 &id,
-                json!({"answers": answers("race")}),
+                json!({"answers": answers_with_words("race")}),
                 Some(&format!("fp-{i}")),
             )
             .await
@@ -751,18 +699,18 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
         ..Default::default()
     })
     .await;
-    let owner = owner(&broken, "lost@example.com").await;
-    let id = survey(&broken, &owner).await;
+    let owner = broken.owner("lost@example.com").await;
+    let id = broken.survey(&owner).await;
 
     for i in 0..3u8 {
-        let response = submit(
-            &broken,
-            &broken.client_from(90 + i),
-            &id,
-            json!({"answers": answers("x")}),
-            None,
-        )
-        .await;
+        let response = broken
+            .submit(
+                &broken.client_from(90 + i),
+                &id,
+                json!({"answers": answers_with_words("x")}),
+                None,
+            )
+            .await;
         assert_eq!(
             response.status(),
             201,
@@ -779,6 +727,7 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
 
     let sent = healthy
         .state
+        .personas
         .publisher
         .publish_stale(&healthy.state.db, std::time::Duration::ZERO)
         .await
@@ -797,15 +746,15 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
 #[tokio::test]
 async fn a_retried_submission_with_its_idempotency_key_is_stored_once() {
     let app = spawn_app().await;
-    let owner = owner(&app, "retry@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("retry@example.com").await;
+    let id = app.survey(&owner).await;
     let friend = app.client_from(43);
     let send = || {
         friend
             .post(app.url(&format!("/v1/surveys/{id}/responses")))
             .header("idempotency-key", "answer-1")
             .header("x-fingerprint", "fp-retry")
-            .json(&json!({"answers": answers("retry")}))
+            .json(&json!({"answers": answers_with_words("retry")}))
             .send()
     };
 
@@ -822,39 +771,37 @@ async fn a_retried_submission_with_its_idempotency_key_is_stored_once() {
 async fn a_canary_answer_address_and_fingerprint_leave_no_trace_in_the_database_logs_queue_or_table(
 ) {
     let app = spawn_app().await;
-    let owner = owner(&app, "canary-owner@example.com").await;
-    let id = survey(&app, &owner).await;
+    let owner = app.owner("canary-owner@example.com").await;
+    let id = app.survey(&owner).await;
     let canary = format!("canary-answer-{}", uuid::Uuid::new_v4().simple());
     let fingerprint = format!("canary-fp-{}", uuid::Uuid::new_v4().simple());
     let address = "127.0.0.77";
     let friend = app.client_from(77);
 
     for n in 0..3 {
-        let mut body = answers(&canary);
+        let mut body = answers_with_words(&canary);
         body["best_memory"] = json!(format!("{canary} memory {n}"));
-        let response = submit(
-            &app,
-            &friend,
-            &id,
-            json!({"answers": body}),
-            Some(&format!("{fingerprint}-{n}")),
-        )
-        .await;
+        let response = app
+            .submit(
+                &friend,
+                &id,
+                json!({"answers": body}),
+                Some(&format!("{fingerprint}-{n}")),
+            )
+            .await;
         assert_eq!(response.status(), 201);
     }
     // A refused duplicate and a refused invalid answer, which must not leak either.
-    submit(
-        &app,
+    app.submit(
         &friend,
         &id,
-        json!({"answers": answers(&canary)}),
+        json!({"answers": answers_with_words(&canary)}),
         Some(&format!("{fingerprint}-0")),
     )
     .await;
-    let mut invalid = answers(&canary);
+    let mut invalid = answers_with_words(&canary);
     invalid["charisma_room"] = json!(canary.clone());
-    submit(
-        &app,
+    app.submit(
         &friend,
         &id,
         json!({"answers": invalid}),

@@ -1,9 +1,12 @@
 //! `template.yaml` passes cfn-lint, and declares what the foundation promises.
 
-use std::process::Command;
+use std::{cell::RefCell, collections::BTreeSet, process::Command};
 
 use devstack::template::Template;
 use integration_tests::repo_path;
+use platform::{
+    ConfigError, FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig, SynthesizeConfig,
+};
 
 #[test]
 fn the_template_passes_cfn_lint() {
@@ -88,6 +91,62 @@ fn every_function_is_arm64_on_provided_al2023_built_with_cargo_lambda() {
             root["Resources"][id.as_str()]["Metadata"]["BuildMethod"].as_str(),
             Some("rust-cargolambda"),
             "{id}"
+        );
+    }
+}
+
+/// The variables `C` reads (with nothing set, so every optional read happens too) and the ones it
+/// requires.
+fn reads<C: FunctionConfig>() -> (BTreeSet<String>, BTreeSet<String>) {
+    let read = RefCell::new(BTreeSet::new());
+    let error: ConfigError = C::from_lookup(|name| {
+        read.borrow_mut().insert(name.to_owned());
+        None
+    })
+    .err()
+    .expect("an empty environment is not enough");
+    let required = error
+        .problems
+        .into_iter()
+        .filter(|(_, problem)| problem == "is missing")
+        .map(|(name, _)| name)
+        .collect();
+    (read.into_inner(), required)
+}
+
+#[test]
+fn every_function_gets_exactly_the_variables_its_configuration_reads() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let functions = [
+        ("HttpApiFunction", reads::<HttpApiConfig>()),
+        ("SynthesizeFunction", reads::<SynthesizeConfig>()),
+        ("RenderCardFunction", reads::<RenderConfig>()),
+        ("SweeperFunction", reads::<SweeperConfig>()),
+    ];
+    let declared: BTreeSet<String> = template
+        .resources_of("AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        declared,
+        functions.iter().map(|(f, _)| f.to_string()).collect(),
+        "every function has its configuration type"
+    );
+    for (function, (read, required)) in functions {
+        let given = template.function_variable_names(function);
+        let unused: Vec<_> = given
+            .iter()
+            .filter(|name| *name != "RUST_LOG" && !read.contains(*name))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "{function} is given {unused:?} but never reads them"
+        );
+        let missing: Vec<_> = required.difference(&given).collect();
+        assert!(
+            missing.is_empty(),
+            "{function} requires {missing:?} but is not given them"
         );
     }
 }

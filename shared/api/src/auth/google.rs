@@ -8,11 +8,12 @@
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
+use platform::clock::Clock;
 use serde::Deserialize;
 
 /// The two spellings of Google's issuer.
@@ -36,6 +37,10 @@ pub struct GoogleIdentity {
     email_verified: Option<bool>,
     /// Required: jsonwebtoken's `required_spec_claims` does not cover `iat`, so the type does.
     iat: u64,
+    exp: u64,
+    /// Google does not set `nbf`, but a token that carries one (of any type) must honour it.
+    #[serde(default)]
+    nbf: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,23 +66,30 @@ pub struct GoogleVerifier {
     cache: RwLock<Option<KeyCache>>,
     /// Held while fetching (the single flight).
     fetching: tokio::sync::Mutex<FetchHistory>,
+    clock: Arc<dyn Clock>,
 }
 
 impl GoogleVerifier {
-    pub fn new(client_id: &str, jwks_url: &str, http: reqwest::Client) -> Self {
+    pub fn new(
+        client_id: &str,
+        jwks_url: &str,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&[client_id]);
         validation.set_issuer(&ISSUERS);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECONDS;
-        // Google does not set `nbf`, but a token that carries one (of any type) must honour it.
-        validation.validate_nbf = true;
+        // `exp`, `nbf` and `iat` are checked against our clock in `verify`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             jwks_url: jwks_url.to_owned(),
             http,
             validation,
             cache: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(FetchHistory::default()),
+            clock,
         }
     }
 
@@ -94,7 +106,14 @@ impl GoogleVerifier {
         let identity = decode::<GoogleIdentity>(id_token, &key, &self.validation)
             .map_err(|_| GoogleError::Invalid("rejected"))?
             .claims;
-        if identity.iat > super::tokens::unix_now() + LEEWAY_SECONDS {
+        let now = self.clock.now().timestamp().max(0) as u64;
+        if identity.exp + LEEWAY_SECONDS <= now {
+            return Err(GoogleError::Invalid("expired"));
+        }
+        if identity.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS) {
+            return Err(GoogleError::Invalid("not yet valid"));
+        }
+        if identity.iat > now + LEEWAY_SECONDS {
             return Err(GoogleError::Invalid("issued in the future"));
         }
         if identity.email_verified != Some(true) {

@@ -18,9 +18,10 @@ pub use extractor::AuthUser;
 use google::GoogleError;
 use sessions::{Profile, RefreshError, TokenResponse};
 
+use platform::rate_limit;
+
 use crate::{
-    client_address::AddressHash, error::ErrorBody, json::ApiJson, rate_limit, ApiError, AppState,
-    Problem,
+    client_address::AddressHash, error::ErrorBody, json::ApiJson, ApiError, AppState, Problem,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,7 +66,7 @@ pub async fn google_sign_in(
     address: AddressHash,
     ApiJson(request): ApiJson<GoogleSignIn>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    state.limits.check(rate_limit::AUTH, &address.0).await?;
     let identity = state
         .google
         .verify(&request.id_token)
@@ -79,7 +80,10 @@ pub async fn google_sign_in(
                 ))
             }
             GoogleError::KeysUnavailable(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "Google keys unavailable");
+                tracing::error!(
+                    error = platform::telemetry::describe(&cause),
+                    "Google keys unavailable"
+                );
                 ApiError::Unavailable(Problem::new(
                     "identity_provider_unavailable",
                     "Google sign-in is temporarily unavailable; try again shortly.",
@@ -112,7 +116,7 @@ pub async fn refresh(
     address: AddressHash,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    state.limits.check(rate_limit::AUTH, &address.0).await?;
     match sessions::refresh(&state.db, &state.tokens, &request.refresh_token).await {
         Ok(response) => Ok(Json(response)),
         Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(Problem::new(
@@ -145,7 +149,7 @@ pub async fn logout(
     address: AddressHash,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    state.limits.check(rate_limit::AUTH, &address.0).await?;
     sessions::logout(&state.db, &request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,7 +190,7 @@ pub async fn dev_sign_in(
     address: AddressHash,
     ApiJson(request): ApiJson<DevSignIn>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    rate_limit::check(&state, rate_limit::AUTH, &address.0).await?;
+    state.limits.check(rate_limit::AUTH, &address.0).await?;
     let email = request.email.trim().to_lowercase();
     let mut invalid = serde_json::Map::new();
     if !(3..=254).contains(&email.len()) || !email.contains('@') {

@@ -1,13 +1,13 @@
 //! Our access tokens (JWT, HS256 pinned, 1 h, `kid` for rotation) and opaque refresh tokens.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use aws_lc_rs::{digest, rand::SecureRandom};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{
     decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
 };
-use platform::Config;
+use platform::{clock::Clock, config::IdentityConfig};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,6 +30,9 @@ struct AccessClaims {
     sub: String,
     exp: u64,
     iat: u64,
+    /// Never issued by us, but a token that carries one must honour it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
 }
 
 /// Why a presented access token was refused. Deliberately coarse: the client learns only that
@@ -45,10 +48,11 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     validation: Validation,
+    clock: Arc<dyn Clock>,
 }
 
 impl AccessTokens {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &IdentityConfig, clock: Arc<dyn Clock>) -> Self {
         let keys = config
             .jwt_signing_keys
             .iter()
@@ -67,14 +71,20 @@ impl AccessTokens {
         validation.set_issuer(&[&config.jwt_issuer]);
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
+        // Times are checked below against our clock (which tests move), not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Self {
             keys,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             validation,
+            clock,
         }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now().timestamp().max(0) as u64
     }
 
     /// A signed access token for `user_id`, valid for [`ACCESS_TOKEN_SECONDS`].
@@ -83,7 +93,7 @@ impl AccessTokens {
             .keys
             .first()
             .ok_or_else(|| anyhow::anyhow!("no signing key configured"))?;
-        let now = unix_now();
+        let now = self.now();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());
         let claims = AccessClaims {
@@ -92,6 +102,7 @@ impl AccessTokens {
             sub: user_id.to_string(),
             iat: now,
             exp: now + ACCESS_TOKEN_SECONDS,
+            nbf: None,
         };
         Ok(encode(&header, &claims, key)?)
     }
@@ -110,7 +121,18 @@ impl AccessTokens {
             .ok_or(InvalidToken("unknown kid"))?;
         let data = decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| InvalidToken("rejected"))?;
-        if data.claims.iat > unix_now() + LEEWAY_SECONDS {
+        let now = self.now();
+        if data.claims.exp + LEEWAY_SECONDS <= now {
+            return Err(InvalidToken("expired"));
+        }
+        if data
+            .claims
+            .nbf
+            .is_some_and(|nbf| nbf > now + LEEWAY_SECONDS)
+        {
+            return Err(InvalidToken("not yet valid"));
+        }
+        if data.claims.iat > now + LEEWAY_SECONDS {
             return Err(InvalidToken("issued in the future"));
         }
         Uuid::parse_str(&data.claims.sub).map_err(|_| InvalidToken("bad subject"))
@@ -133,11 +155,4 @@ pub fn hash_refresh_token(token: &str) -> Vec<u8> {
     digest::digest(&digest::SHA256, token.as_bytes())
         .as_ref()
         .to_vec()
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }

@@ -1,18 +1,19 @@
-//! What the HTTP API asks of the saga: start a (new version of the) persona, retry a failed one,
-//! re-render the card in another theme, publish it. Each writes the row and the outbox message
-//! in one transaction, then publishes and rewrites the status.
+//! What the HTTP API asks of a persona: start a (new version of the) persona, retry a failed
+//! one, re-render the card in another theme, publish it. Each writes the row and the outbox
+//! message in one transaction, then publishes and rewrites the status.
 
 use anyhow::Context;
 use domain::{personas::PersonaState, surveys::RESPONSE_THRESHOLD};
 use uuid::Uuid;
 
 use crate::{
-    personas::{self, PersonaRow},
-    RenderJob, Saga,
+    queue_step,
+    rows::{self, PersonaRow},
+    Personas,
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub enum PersonaError {
     #[error("fewer than three answers")]
     NotEnoughResponses { response_count: i32 },
     #[error("no persona yet")]
@@ -33,14 +34,14 @@ pub enum Started {
     New(PersonaRow),
 }
 
-impl Saga {
+impl Personas {
     /// Starts synthesis for the owner's newest survey, unless a job is running or nothing changed.
     pub async fn request_synthesis(
         &self,
         owner_id: Uuid,
         request_id: Option<&str>,
-    ) -> Result<Started, CommandError> {
-        let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+    ) -> Result<Started, PersonaError> {
+        let mut client = self.connection().await?;
         let tx = client
             .transaction()
             .await
@@ -49,18 +50,7 @@ impl Saga {
         tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
             .await
             .context("locking the owner")?;
-        let latest = tx
-            .query_opt(
-                &format!(
-                    "SELECT {} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1",
-                    personas::COLUMNS
-                ),
-                &[&owner_id],
-            )
-            .await
-            .context("reading the latest persona")?
-            .as_ref()
-            .map(personas::from_row);
+        let latest = rows::latest_of(&tx, owner_id).await?;
         let survey = tx
             .query_opt(
                 "SELECT id, response_count FROM surveys WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 1",
@@ -69,24 +59,19 @@ impl Saga {
             .await
             .context("reading the newest survey")?;
         let Some(survey) = survey else {
-            return Err(CommandError::NotEnoughResponses { response_count: 0 });
+            return Err(PersonaError::NotEnoughResponses { response_count: 0 });
         };
         let (survey_id, response_count): (Uuid, i32) = (survey.get(0), survey.get(1));
         if let Some(latest) = &latest {
-            let running = matches!(
-                latest.state,
-                PersonaState::Queued | PersonaState::Synthesizing | PersonaState::Rendering
-            );
             let nothing_new =
                 latest.survey_id == survey_id && latest.response_count >= response_count;
-            if running || nothing_new {
+            if latest.state.is_running() || nothing_new {
                 return Ok(Started::Existing(latest.clone()));
             }
         }
         if response_count < RESPONSE_THRESHOLD {
-            return Err(CommandError::NotEnoughResponses { response_count });
+            return Err(PersonaError::NotEnoughResponses { response_count });
         }
-        let id = Uuid::now_v7();
         let row = tx
             .query_one(
                 &format!(
@@ -94,29 +79,27 @@ impl Saga {
                      VALUES ($1, $2, $3, (SELECT COALESCE(max(version), 0) + 1 FROM personas WHERE owner_id = $2),
                              'queued', 1, $4)
                      RETURNING {}",
-                    personas::COLUMNS
+                    rows::COLUMNS
                 ),
-                &[&id, &owner_id, &survey_id, &response_count],
+                &[&Uuid::now_v7(), &owner_id, &survey_id, &response_count],
             )
             .await
             .context("creating a persona version")?;
-        let outbox_id = Uuid::now_v7();
-        tx.execute(
-            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, 'synthesize', $2, $3)",
-            &[
-                &outbox_id,
-                &serde_json::json!({ "persona_id": id }),
-                &request_id,
-            ],
-        )
-        .await
-        .context("queuing synthesis")?;
+        let row = rows::from_row(&row);
+        let outbox_id = queue_step(&tx, &row, request_id).await?;
         tx.commit().await.context("committing the new version")?;
         drop(client);
-        let row = personas::from_row(&row);
         self.publisher.publish(&self.db, &[outbox_id]).await;
         self.write_progress(&row).await;
         Ok(Started::New(row))
+    }
+
+    /// The owner's newest persona job.
+    async fn latest(&self, owner_id: Uuid) -> Result<PersonaRow, PersonaError> {
+        let client = self.connection().await?;
+        rows::latest_of(&client, owner_id)
+            .await?
+            .ok_or(PersonaError::NoPersona)
     }
 
     /// Restarts a failed job at the step that failed.
@@ -124,12 +107,10 @@ impl Saga {
         &self,
         owner_id: Uuid,
         request_id: Option<&str>,
-    ) -> Result<PersonaRow, CommandError> {
-        let latest = personas::latest_of(&self.db, owner_id)
-            .await?
-            .ok_or(CommandError::NoPersona)?;
+    ) -> Result<PersonaRow, PersonaError> {
+        let latest = self.latest(owner_id).await?;
         if latest.state != PersonaState::Failed {
-            return Err(CommandError::NotFailed);
+            return Err(PersonaError::NotFailed);
         }
         let render_only =
             latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some();
@@ -148,7 +129,7 @@ impl Saga {
         };
         self.move_and_queue(&latest, sql, None, request_id)
             .await?
-            .ok_or(CommandError::NotFailed)
+            .ok_or(PersonaError::NotFailed)
     }
 
     /// Renders the card again in `theme` (step 2 only).
@@ -157,15 +138,13 @@ impl Saga {
         owner_id: Uuid,
         theme: &str,
         request_id: Option<&str>,
-    ) -> Result<PersonaRow, CommandError> {
-        let latest = personas::latest_of(&self.db, owner_id)
-            .await?
-            .ok_or(CommandError::NoPersona)?;
+    ) -> Result<PersonaRow, PersonaError> {
+        let latest = self.latest(owner_id).await?;
         if latest.state == PersonaState::Rendering && latest.theme == theme {
             return Ok(latest);
         }
         if latest.state != PersonaState::Ready {
-            return Err(CommandError::NotReady);
+            return Err(PersonaError::NotReady);
         }
         // The theme changes inside the compare-and-set: of two racing requests, the one that
         // wins also sets the theme its render will use.
@@ -175,7 +154,7 @@ impl Saga {
              WHERE id = $1 AND state = 'ready' AND state_version = $2";
         self.move_and_queue(&latest, sql, Some(theme), request_id)
             .await?
-            .ok_or(CommandError::NotReady)
+            .ok_or(PersonaError::NotReady)
     }
 
     /// Runs the guarded `sql` (`$1` id, `$2` state_version, `$3` the theme when given) and
@@ -187,33 +166,18 @@ impl Saga {
         theme: Option<&str>,
         request_id: Option<&str>,
     ) -> anyhow::Result<Option<PersonaRow>> {
-        let mut client = self.db.get().await.context("connecting to PostgreSQL")?;
+        let mut client = self.connection().await?;
         let tx = client.transaction().await?;
         let moved = match theme {
             Some(theme) => {
-                personas::transition(&tx, sql, &[&row.id, &row.state_version, &theme]).await?
+                rows::transition(&tx, sql, &[&row.id, &row.state_version, &theme]).await?
             }
-            None => personas::transition(&tx, sql, &[&row.id, &row.state_version]).await?,
+            None => rows::transition(&tx, sql, &[&row.id, &row.state_version]).await?,
         };
         let Some(moved) = moved else {
             return Ok(None);
         };
-        let (queue, body) = match moved.state {
-            PersonaState::Rendering => (
-                "render",
-                serde_json::to_value(RenderJob {
-                    persona_id: moved.id,
-                    generation: moved.render_generation,
-                })?,
-            ),
-            _ => ("synthesize", serde_json::json!({ "persona_id": moved.id })),
-        };
-        let outbox_id = Uuid::now_v7();
-        tx.execute(
-            "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, $2, $3, $4)",
-            &[&outbox_id, &queue, &body, &request_id],
-        )
-        .await?;
+        let outbox_id = queue_step(&tx, &moved, request_id).await?;
         tx.commit().await?;
         drop(client);
         self.publisher.publish(&self.db, &[outbox_id]).await;
@@ -226,21 +190,21 @@ impl Saga {
         &self,
         owner_id: Uuid,
         is_public: bool,
-    ) -> Result<PersonaRow, CommandError> {
-        let ready = personas::latest_with_cards(&self.db, owner_id)
+    ) -> Result<PersonaRow, PersonaError> {
+        let client = self.connection().await?;
+        let ready = rows::latest_with_cards(&client, owner_id)
             .await?
-            .ok_or(CommandError::NoPersona)?;
-        let client = self.db.get().await.context("connecting to PostgreSQL")?;
+            .ok_or(PersonaError::NoPersona)?;
         let row = client
             .query_one(
                 &format!(
                     "UPDATE personas SET is_public = $2 WHERE id = $1 RETURNING {}",
-                    personas::COLUMNS
+                    rows::COLUMNS
                 ),
                 &[&ready.id, &is_public],
             )
             .await
             .context("publishing the persona")?;
-        Ok(personas::from_row(&row))
+        Ok(rows::from_row(&row))
     }
 }

@@ -1,10 +1,10 @@
-//! Personas in PostgreSQL: the saga's source of truth. Every transition is a compare-and-set on
-//! (state, state_version) and bumps `state_version`, so a duplicate, late or reordered message
-//! finds the row moved on and does nothing.
+//! The persona row in PostgreSQL, the saga's source of truth, and the queries on it. Every
+//! transition is a compare-and-set on (state, state_version) and bumps `state_version`, so a
+//! duplicate, late or reordered message finds the row moved on and does nothing.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::GenericClient;
 use domain::{
     archetypes::Archetype,
     personas::{PersonaState, PersonaStatus, StatusError, Step, StepState, StepStatus},
@@ -111,47 +111,51 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
     }
 }
 
-pub async fn load(db: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
-    let row = db
+/// The one persona `condition` (a SQL tail after `FROM personas`) selects, if any.
+async fn select_one(
+    client: &impl GenericClient,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> anyhow::Result<Option<PersonaRow>> {
+    let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM personas WHERE id = $1"),
-            &[&id],
+            &format!("SELECT {COLUMNS} FROM personas {condition}"),
+            params,
         )
         .await
         .context("reading a persona")?;
     Ok(row.as_ref().map(from_row))
 }
 
+pub async fn load(client: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
+    select_one(client, "WHERE id = $1", &[&id]).await
+}
+
 /// The owner's newest persona job.
-pub async fn latest_of(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
-    let client = db.get().await.context("connecting to PostgreSQL")?;
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM personas WHERE owner_id = $1 ORDER BY version DESC LIMIT 1"
-            ),
-            &[&owner_id],
-        )
-        .await
-        .context("reading the latest persona")?;
-    Ok(row.as_ref().map(from_row))
+pub async fn latest_of(
+    client: &impl GenericClient,
+    owner_id: Uuid,
+) -> anyhow::Result<Option<PersonaRow>> {
+    select_one(
+        client,
+        "WHERE owner_id = $1 ORDER BY version DESC LIMIT 1",
+        &[&owner_id],
+    )
+    .await
 }
 
 /// The owner's newest persona that has cards: ready, or re-rendering (or failed re-rendering)
 /// in another theme, in which case its last cards are still good.
-pub async fn latest_with_cards(db: &Pool, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
-    let client = db.get().await.context("connecting to PostgreSQL")?;
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM personas WHERE owner_id = $1 AND cards IS NOT NULL
-                 ORDER BY version DESC LIMIT 1"
-            ),
-            &[&owner_id],
-        )
-        .await
-        .context("reading the ready persona")?;
-    Ok(row.as_ref().map(from_row))
+pub async fn latest_with_cards(
+    client: &impl GenericClient,
+    owner_id: Uuid,
+) -> anyhow::Result<Option<PersonaRow>> {
+    select_one(
+        client,
+        "WHERE owner_id = $1 AND cards IS NOT NULL ORDER BY version DESC LIMIT 1",
+        &[&owner_id],
+    )
+    .await
 }
 
 /// Runs `sql` (an UPDATE ... RETURNING {COLUMNS}) and returns the moved row, if the CAS held.

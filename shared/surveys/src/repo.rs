@@ -1,14 +1,15 @@
-//! Surveys in PostgreSQL.
+//! Surveys and their sealed answers in PostgreSQL.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use platform::crypto::Sealed;
+use domain::surveys::SurveyStatus;
+use platform::{crypto::Sealed, cursor::Cursor};
 use uuid::Uuid;
 
-/// What answering and viewing a survey need to know about it.
+/// A survey as its use cases see it.
 #[derive(Debug, Clone)]
-pub struct SurveyMeta {
+pub struct Survey {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub owner_first_name: String,
@@ -20,14 +21,10 @@ pub struct SurveyMeta {
     pub expires_at: DateTime<Utc>,
 }
 
-impl SurveyMeta {
-    /// `collecting`, `closed` or `expired` at `now`.
-    pub fn status_at(&self, now: DateTime<Utc>) -> &'static str {
-        match self.status.as_str() {
-            "collecting" if self.expires_at <= now => "expired",
-            "collecting" => "collecting",
-            _ => "closed",
-        }
+impl Survey {
+    /// The survey's status at `now` (the rule is `domain::surveys::SurveyStatus::at`).
+    pub fn status_at(&self, now: DateTime<Utc>) -> SurveyStatus {
+        SurveyStatus::at(&self.status, self.expires_at, now)
     }
 }
 
@@ -35,8 +32,8 @@ const META_COLUMNS: &str =
     "s.id, s.owner_id, u.display_name, s.title, s.question_bank_version, s.status, \
      s.response_count, s.created_at, s.expires_at";
 
-fn meta(row: &tokio_postgres::Row) -> SurveyMeta {
-    SurveyMeta {
+fn meta(row: &tokio_postgres::Row) -> Survey {
+    Survey {
         id: row.get(0),
         owner_id: row.get(1),
         owner_first_name: row.get(2),
@@ -49,7 +46,7 @@ fn meta(row: &tokio_postgres::Row) -> SurveyMeta {
     }
 }
 
-pub async fn find(db: &Pool, id: Uuid) -> anyhow::Result<Option<SurveyMeta>> {
+pub async fn find(db: &Pool, id: Uuid) -> anyhow::Result<Option<Survey>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
         .query_opt(
@@ -62,7 +59,7 @@ pub async fn find(db: &Pool, id: Uuid) -> anyhow::Result<Option<SurveyMeta>> {
 }
 
 pub enum Created {
-    Survey(SurveyMeta),
+    Survey(Survey),
     /// The owner already has a collecting survey.
     AlreadyCollecting(Uuid),
 }
@@ -117,15 +114,15 @@ pub async fn create(
     ))
 }
 
-/// The owner's surveys, newest first, after `cursor` (created_at, id).
+/// The owner's surveys, newest first, after `after` (created_at, id).
 pub async fn list_mine(
     db: &Pool,
     owner_id: Uuid,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: Cursor,
     limit: i64,
-) -> anyhow::Result<Vec<SurveyMeta>> {
+) -> anyhow::Result<Vec<Survey>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
-    let (at, id) = after.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
+    let Cursor { at, id } = after;
     let rows = client
         .query(
             &format!(

@@ -13,19 +13,25 @@ use std::{collections::BTreeMap, sync::Mutex};
 use anyhow::Context;
 use aws_lc_rs::{hmac, rand::SecureRandom};
 use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
     primitives::Blob,
     types::{AttributeValue, ConditionCheck, Put, TransactWriteItem},
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
-use crate::AppState;
+use platform::{
+    aws::Table,
+    rate_limit::{self, RateLimiter},
+};
+
+use crate::SurveyError;
 
 const DAY_KEY_PK: &str = "anonymity#day-key";
 
-/// Day keys cached for the life of the process (a Lambda container).
-#[derive(Default)]
+/// Day keys, stored in the table and cached for the life of the process (a Lambda container).
 pub struct DayKeys {
+    table: Table,
     cache: Mutex<BTreeMap<NaiveDate, [u8; 32]>>,
 }
 
@@ -35,13 +41,15 @@ pub struct Marker {
 }
 
 impl DayKeys {
+    pub fn new(table: Table) -> Self {
+        Self {
+            table,
+            cache: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// The key of `day`, created if `create` and missing.
-    async fn key(
-        &self,
-        state: &AppState,
-        day: NaiveDate,
-        create: bool,
-    ) -> anyhow::Result<Option<[u8; 32]>> {
+    async fn key(&self, day: NaiveDate, create: bool) -> anyhow::Result<Option<[u8; 32]>> {
         if let Some(key) = self
             .cache
             .lock()
@@ -50,11 +58,11 @@ impl DayKeys {
         {
             return Ok(Some(*key));
         }
-        let stored = read_day_key(state, day).await?;
+        let stored = read_day_key(&self.table, day).await?;
         let key = match (stored, create) {
             (Some(key), _) => Some(key),
             (None, false) => None,
-            (None, true) => Some(create_day_key(state, day).await?),
+            (None, true) => Some(create_day_key(&self.table, day).await?),
         };
         if let Some(key) = key {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -66,8 +74,8 @@ impl DayKeys {
     }
 
     /// Today's key (created if missing).
-    pub async fn today(&self, state: &AppState, now: DateTime<Utc>) -> anyhow::Result<[u8; 32]> {
-        self.key(state, now.date_naive(), true)
+    pub async fn today(&self, now: DateTime<Utc>) -> anyhow::Result<[u8; 32]> {
+        self.key(now.date_naive(), true)
             .await?
             .context("today's day key")
     }
@@ -76,16 +84,15 @@ impl DayKeys {
     /// live marker under yesterday's key, and today's put only if absent or expired.
     pub async fn marker_items(
         &self,
-        state: &AppState,
         now: DateTime<Utc>,
         survey_id: Uuid,
         address_hash: &str,
         fingerprint: Option<&str>,
     ) -> anyhow::Result<(Marker, Vec<TransactWriteItem>)> {
         let today = now.date_naive();
-        let today_key = self.key(state, today, true).await?.context("today's key")?;
+        let today_key = self.key(today, true).await?.context("today's key")?;
         let yesterday_key = match today.pred_opt() {
-            Some(yesterday) => self.key(state, yesterday, false).await?,
+            Some(yesterday) => self.key(yesterday, false).await?,
             None => None,
         };
         let value = format!(
@@ -93,7 +100,7 @@ impl DayKeys {
             fingerprint.unwrap_or("")
         );
         let now_s = AttributeValue::N(now.timestamp().to_string());
-        let table = &state.config.table_name;
+        let table = &self.table.name;
         let mut items = Vec::new();
         if let Some(key) = yesterday_key {
             items.push(
@@ -132,19 +139,19 @@ impl DayKeys {
     }
 
     /// Deletes a reserved marker (the answer was not stored, so the friend may try again).
-    pub async fn release(&self, state: &AppState, marker: Marker) {
-        let outcome = state
-            .aws
-            .dynamodb
+    pub async fn release(&self, marker: Marker) {
+        let outcome = self
+            .table
+            .client
             .delete_item()
-            .table_name(&state.config.table_name)
+            .table_name(&self.table.name)
             .key("pk", AttributeValue::S(marker.pk))
             .key("sk", AttributeValue::S("marker".into()))
             .send()
             .await;
         if let Err(error) = outcome {
             tracing::warn!(
-                error = format!("{:#}", anyhow::Error::from(error)),
+                error = platform::telemetry::describe(&anyhow::Error::from(error)),
                 "could not release a marker"
             );
         }
@@ -161,12 +168,11 @@ pub fn keyed(key: &[u8; 32], value: &str) -> String {
     platform::crypto::hex(tag.as_ref())
 }
 
-async fn read_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<Option<[u8; 32]>> {
-    let item = state
-        .aws
-        .dynamodb
+async fn read_day_key(table: &Table, day: NaiveDate) -> anyhow::Result<Option<[u8; 32]>> {
+    let item = table
+        .client
         .get_item()
-        .table_name(&state.config.table_name)
+        .table_name(&table.name)
         .key("pk", AttributeValue::S(DAY_KEY_PK.into()))
         .key("sk", AttributeValue::S(day.to_string()))
         .consistent_read(true)
@@ -181,17 +187,16 @@ async fn read_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<Option
 
 /// Creates the key of `day` (the first writer wins; everyone uses the winner's key) and deletes
 /// keys older than the day before.
-async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8; 32]> {
+async fn create_day_key(table: &Table, day: NaiveDate) -> anyhow::Result<[u8; 32]> {
     let mut key = [0u8; 32];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut key)
         .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let expires = day.and_hms_opt(0, 0, 0).context("midnight")?.and_utc() + Duration::hours(48);
-    let outcome = state
-        .aws
-        .dynamodb
+    let outcome = table
+        .client
         .put_item()
-        .table_name(&state.config.table_name)
+        .table_name(&table.name)
         .item("pk", AttributeValue::S(DAY_KEY_PK.into()))
         .item("sk", AttributeValue::S(day.to_string()))
         .item("key", AttributeValue::B(Blob::new(key.to_vec())))
@@ -204,7 +209,7 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
         .await;
     match outcome {
         Ok(_) => {
-            delete_keys_before(state, day.pred_opt().unwrap_or(day)).await?;
+            delete_keys_before(table, day.pred_opt().unwrap_or(day)).await?;
             Ok(key)
         }
         Err(error)
@@ -212,7 +217,7 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
                 .as_service_error()
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
-            read_day_key(state, day)
+            read_day_key(table, day)
                 .await?
                 .context("a day key vanished")
         }
@@ -220,12 +225,11 @@ async fn create_day_key(state: &AppState, day: NaiveDate) -> anyhow::Result<[u8;
     }
 }
 
-async fn delete_keys_before(state: &AppState, oldest_kept: NaiveDate) -> anyhow::Result<()> {
-    let old = state
-        .aws
-        .dynamodb
+async fn delete_keys_before(table: &Table, oldest_kept: NaiveDate) -> anyhow::Result<()> {
+    let old = table
+        .client
         .query()
-        .table_name(&state.config.table_name)
+        .table_name(&table.name)
         .key_condition_expression("pk = :pk AND sk < :oldest")
         .expression_attribute_values(":pk", AttributeValue::S(DAY_KEY_PK.into()))
         .expression_attribute_values(":oldest", AttributeValue::S(oldest_kept.to_string()))
@@ -236,11 +240,10 @@ async fn delete_keys_before(state: &AppState, oldest_kept: NaiveDate) -> anyhow:
         .unwrap_or_default();
     for item in old {
         if let Some(sk) = item.get("sk").cloned() {
-            state
-                .aws
-                .dynamodb
+            table
+                .client
                 .delete_item()
-                .table_name(&state.config.table_name)
+                .table_name(&table.name)
                 .key("pk", AttributeValue::S(DAY_KEY_PK.into()))
                 .key("sk", sk)
                 .send()
@@ -249,4 +252,71 @@ async fn delete_keys_before(state: &AppState, oldest_kept: NaiveDate) -> anyhow:
         }
     }
     Ok(())
+}
+
+impl DayKeys {
+    /// Reserves this submission in one DynamoDB transaction: the per-survey-per-address rate
+    /// limit and the duplicate marker. The rate-limit subject is keyed with the day key too, so
+    /// counters cannot link one address across surveys. Concurrent submissions from one address
+    /// touch the same counter and may cancel each other (`TransactionConflict`); those are
+    /// retried with jitter.
+    pub async fn reserve(
+        &self,
+        limits: &RateLimiter,
+        day_key: &[u8; 32],
+        now: DateTime<Utc>,
+        survey_id: Uuid,
+        address_hash: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<Marker, SurveyError> {
+        let subject = keyed(day_key, &format!("{survey_id}#{address_hash}"));
+        let (limit_item, limited) = limits.transact_item(rate_limit::ANSWER_SUBMIT, &subject)?;
+        let (marker, marker_items) = self
+            .marker_items(now, survey_id, address_hash, fingerprint)
+            .await?;
+        let items: Vec<_> = std::iter::once(limit_item).chain(marker_items).collect();
+        for attempt in 0..4u64 {
+            let request = self
+                .table
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()));
+            let canceled = match request.send().await {
+                Ok(_) => return Ok(marker),
+                Err(error) => match error.into_service_error() {
+                    TransactWriteItemsError::TransactionCanceledException(canceled) => canceled,
+                    other => {
+                        return Err(anyhow::Error::from(other)
+                            .context("reserving an answer")
+                            .into())
+                    }
+                },
+            };
+            let reasons = canceled.cancellation_reasons.unwrap_or_default();
+            let code = |index: usize| {
+                reasons
+                    .get(index)
+                    .and_then(|r| r.code.as_deref())
+                    .unwrap_or("None")
+            };
+            if code(0) == "ConditionalCheckFailed" {
+                return Err(SurveyError::RateLimited(limited));
+            }
+            if (1..reasons.len()).any(|i| code(i) == "ConditionalCheckFailed") {
+                tracing::info!(%survey_id, "duplicate answer refused");
+                return Err(SurveyError::AlreadyAnswered);
+            }
+            if !(0..reasons.len()).any(|i| code(i) == "TransactionConflict") {
+                return Err(anyhow::anyhow!("answer reservation canceled").into());
+            }
+            let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) % 40;
+            tokio::time::sleep(std::time::Duration::from_millis(
+                20 * (attempt + 1) + jitter,
+            ))
+            .await;
+        }
+        Err(SurveyError::RateLimited(rate_limit::Limited {
+            retry_after_secs: 1,
+        }))
+    }
 }
