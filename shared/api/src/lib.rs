@@ -2,6 +2,7 @@
 //! the local stack, so both run the same routes, middleware and error mapping.
 
 pub mod auth;
+pub mod chat;
 pub mod client_address;
 pub mod error;
 pub mod extract;
@@ -10,8 +11,10 @@ pub mod idempotency;
 pub mod json;
 pub mod openapi;
 pub mod personas;
+pub mod quests;
 pub mod request_context;
 mod router;
+pub mod social;
 pub mod state;
 pub mod surveys;
 

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod db;
 pub mod env;
+pub mod events;
 pub mod outbox;
 pub mod rate_limit;
 pub mod status;

@@ -4,7 +4,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::surveys::SurveyStatus;
-use platform::{crypto::Sealed, cursor::Cursor};
+use platform::{
+    crypto::Sealed,
+    cursor::Cursor,
+    events::{self, EventKind},
+};
 use uuid::Uuid;
 
 /// A survey as its use cases see it.
@@ -108,6 +112,7 @@ pub async fn create(
             .context("finding the collecting survey")?;
         return Ok(Created::AlreadyCollecting(existing.get(0)));
     }
+    events::record(&tx, owner_id, EventKind::SurveyCreated, now).await?;
     tx.commit().await.context("committing a survey")?;
     Ok(Created::Survey(
         find(db, id).await?.context("the new survey")?,

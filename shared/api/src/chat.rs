@@ -1,0 +1,1 @@
+//! Chat routes (F-003).

@@ -1,0 +1,1 @@
+//! Quest, reward and ledger routes (F-006).

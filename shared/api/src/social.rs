@@ -1,0 +1,1 @@
+//! Social routes (F-005).

@@ -1,0 +1,1 @@
+//! Chat with your persona (F-003). See issue "Chat with your persona".

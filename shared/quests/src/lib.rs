@@ -1,0 +1,1 @@
+//! Quests and Memory Crystals (F-006).

@@ -1,0 +1,1 @@
+//! Social (F-005): public personas, the share page, shares, compatibility.
