@@ -2,6 +2,7 @@
 //! answer validation live here so every entry point (HTTP, workers, tests) shares one truth.
 
 pub mod archetypes;
+pub mod periods;
 pub mod personas;
 pub mod surveys;
 pub mod synthesis;
