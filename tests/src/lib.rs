@@ -457,6 +457,7 @@ impl TestApp {
             .expect("seeding a persona job");
             let job = domain::personas::SynthesizeJob {
                 persona_id: persona,
+                generation: Some(1),
             };
             outbox.push(
                 platform::outbox::enqueue(&tx, platform::outbox::Queue::Synthesize, &job, None)

@@ -17,6 +17,8 @@ async fn main() -> Result<(), Error> {
                 "republished": report.republished,
                 "redriven": report.redriven,
                 "dead_lettered": report.dead_lettered,
+                "pruned_refresh_tokens": report.pruned_refresh_tokens,
+                "pruned_outbox_rows": report.pruned_outbox_rows,
             }))
         }
     }))

@@ -18,8 +18,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    auth::AuthUser, error::ErrorBody, idempotency::IdempotencyKey, json::ApiJson, request_context,
-    ApiError, AppState, Problem,
+    auth::AuthUser,
+    error::ErrorBody,
+    idempotency::{IdempotencyKey, Replayable},
+    json::ApiJson,
+    request_context, ApiError, AppState, Problem,
 };
 
 /// Seconds a poller should wait between status requests while a job runs.
@@ -76,11 +79,21 @@ pub struct PersonaPatch {
     pub is_public: bool,
 }
 
-fn accepted(status: &PersonaStatus) -> Response {
-    let mut response = (StatusCode::ACCEPTED, Json(status)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, HeaderValue::from_static(STATUS_LOCATION));
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
+/// A 202 the client should poll: the job's status, with `Location` (replayable under an
+/// `Idempotency-Key`).
+fn accepted(row: &PersonaRow) -> Result<Replayable, ApiError> {
+    Ok(Replayable {
+        status: StatusCode::ACCEPTED,
+        body: serde_json::to_value(status_of(row)).map_err(anyhow::Error::from)?,
+        location: Some(STATUS_LOCATION.to_owned()),
+    })
+}
+
+/// Adds `Retry-After`: when to poll the status.
+fn poll_after(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
     response
 }
 
@@ -90,6 +103,13 @@ impl From<PersonaError> for ApiError {
             PersonaError::NotEnoughResponses { response_count } => ApiError::Conflict(
                 Problem::new("not_enough_responses", "At least three friends must answer first.")
                     .with_details(serde_json::json!({ "response_count": response_count, "threshold": RESPONSE_THRESHOLD })),
+            ),
+            PersonaError::NotEnoughNewResponses { new_responses, needed } => ApiError::Conflict(
+                Problem::new(
+                    "not_enough_new_responses",
+                    "A new version needs at least three answers the last one did not see.",
+                )
+                .with_details(serde_json::json!({ "new_responses": new_responses, "needed": needed })),
             ),
             PersonaError::NoPersona => ApiError::NotFound(Problem::new("no_persona", "You have no persona yet.")),
             PersonaError::NotFailed => ApiError::Conflict(Problem::new("not_failed", "Only a failed persona can be retried.")),
@@ -112,7 +132,7 @@ impl From<PersonaError> for ApiError {
     responses(
         (status = 202, description = "Accepted; poll `Location` after `Retry-After` seconds", body = PersonaStatus),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 409, description = "`not_enough_responses`, or the same key in progress", body = ErrorBody),
+        (status = 409, description = "`not_enough_responses`, `not_enough_new_responses` (`details: {new_responses, needed}`), or the same key in progress", body = ErrorBody),
     )
 )]
 pub async fn synthesize_persona(
@@ -120,7 +140,8 @@ pub async fn synthesize_persona(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    key.run(&state.idempotency, &format!("personas.synthesize#{}", user.id), &(), || async {
+    let scope = format!("personas.synthesize#{}", user.id);
+    key.run(&state.idempotency, &scope, &(), || async {
         let request_id = request_context::current_request_id();
         let row = match state.personas.request_synthesis(user.id, request_id.as_deref()).await? {
             Started::New(row) => {
@@ -129,17 +150,10 @@ pub async fn synthesize_persona(
             }
             Started::Existing(row) => row,
         };
-        Ok(crate::idempotency::Replayable {
-            status: StatusCode::ACCEPTED,
-            body: serde_json::to_value(status_of(&row)).map_err(anyhow::Error::from)?,
-            location: Some(STATUS_LOCATION.to_owned()),
-        })
+        accepted(&row)
     })
     .await
-    .map(|mut response| {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(POLL_SECONDS));
-        response
-    })
+    .map(poll_after)
 }
 
 /// The saga's progress, from the DynamoDB read model only. Send `If-None-Match` with the last
@@ -165,7 +179,8 @@ pub async fn persona_status(
         .get(user.id)
         .await?
         .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0));
-    let etag = format!("\"{sequence}\"");
+    // The answer count changes without a new status sequence, so it is part of the tag.
+    let etag = format!("\"{sequence}.{}\"", status.new_responses);
     let running = status.state.is_running();
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -264,6 +279,7 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
     path = "/v1/personas/me/retry",
     tag = "personas",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses(
         (status = 202, description = "Re-queued; poll the status", body = PersonaStatus),
         (status = 401, description = "Not signed in", body = ErrorBody),
@@ -274,11 +290,17 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
 pub async fn retry_persona(
     State(state): State<AppState>,
     user: AuthUser,
+    key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let request_id = request_context::current_request_id();
-    let row = state.personas.retry(user.id, request_id.as_deref()).await?;
-    tracing::info!(persona_id = %row.id, "persona retry requested");
-    Ok(accepted(&status_of(&row)))
+    let scope = format!("personas.retry#{}", user.id);
+    key.run(&state.idempotency, &scope, &(), || async {
+        let request_id = request_context::current_request_id();
+        let row = state.personas.retry(user.id, request_id.as_deref()).await?;
+        tracing::info!(persona_id = %row.id, "persona retry requested");
+        accepted(&row)
+    })
+    .await
+    .map(poll_after)
 }
 
 /// Renders the card again in another theme (step 2 only).
@@ -288,6 +310,7 @@ pub async fn retry_persona(
     tag = "personas",
     security(("bearer" = [])),
     request_body = CardRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses(
         (status = 202, description = "Rendering; poll the status", body = PersonaStatus),
         (status = 400, description = "Malformed body", body = ErrorBody),
@@ -300,6 +323,7 @@ pub async fn retry_persona(
 pub async fn render_card(
     State(state): State<AppState>,
     user: AuthUser,
+    key: IdempotencyKey,
     ApiJson(request): ApiJson<CardRequest>,
 ) -> Result<Response, ApiError> {
     if cards::Theme::parse(&request.theme).is_none() {
@@ -309,12 +333,17 @@ pub async fn render_card(
             ),
         ));
     }
-    let request_id = request_context::current_request_id();
-    let row = state
-        .personas
-        .rerender(user.id, &request.theme, request_id.as_deref())
-        .await?;
-    Ok(accepted(&status_of(&row)))
+    let scope = format!("personas.card#{}", user.id);
+    key.run(&state.idempotency, &scope, &request, || async {
+        let request_id = request_context::current_request_id();
+        let row = state
+            .personas
+            .rerender(user.id, &request.theme, request_id.as_deref())
+            .await?;
+        accepted(&row)
+    })
+    .await
+    .map(poll_after)
 }
 
 /// Publishes or unpublishes the persona (its public page and compatibility).

@@ -82,6 +82,12 @@ pub struct Progress {
     pub unlocked: bool,
     /// The survey's persona job: `awaiting_responses` until the third answer.
     pub persona_status: String,
+    /// Answers no persona version has seen yet.
+    pub new_responses: i32,
+    /// Answers still needed before a (new) persona version can be made: every version needs at
+    /// least three answers the earlier ones did not see, so no friend's answers can be read by
+    /// comparing two versions.
+    pub responses_needed: i32,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -119,7 +125,7 @@ impl From<SurveyError> for ApiError {
             SurveyError::InvalidTitle => ApiError::Unprocessable(
                 Problem::new("invalid_fields", "Some fields are invalid.").with_details(fields(
                     serde_json::json!({
-                        "title": "must be at most 80 characters without control characters"
+                        "title": "must be at most 80 characters without control, bidi or zero-width characters"
                     }),
                 )),
             ),
@@ -299,6 +305,8 @@ pub async fn progress(
         threshold: progress.threshold,
         unlocked: progress.unlocked,
         persona_status: progress.persona_status,
+        new_responses: progress.new_responses,
+        responses_needed: progress.responses_needed,
     }))
 }
 

@@ -2,7 +2,9 @@
 //! answer validation live here so every entry point (HTTP, workers, tests) shares one truth.
 
 pub mod archetypes;
+pub mod moderation;
 pub mod periods;
 pub mod personas;
 pub mod surveys;
 pub mod synthesis;
+pub mod text;

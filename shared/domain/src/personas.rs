@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::surveys::RESPONSE_THRESHOLD;
+
 /// `awaiting_responses → queued → synthesizing → rendering → ready | failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -92,9 +94,34 @@ pub struct PersonaStatus {
     pub error: Option<StatusError>,
     pub persona_id: Option<Uuid>,
     pub version: Option<i32>,
+    /// Answers no persona version has seen yet.
+    #[serde(default)]
+    pub new_responses: u32,
+    /// How many more answers a new persona version needs: a version is made from at least
+    /// three answers no earlier version saw, so no version can single out one friend's answers
+    /// by comparison with the one before.
+    #[serde(default = "default_responses_needed")]
+    pub responses_needed: u32,
+}
+
+fn default_responses_needed() -> u32 {
+    RESPONSE_THRESHOLD.unsigned_abs()
+}
+
+/// Answers a new persona version needs beyond those earlier versions saw (and the first
+/// version needs in all).
+pub fn responses_needed(new_responses: u32) -> u32 {
+    RESPONSE_THRESHOLD.unsigned_abs().saturating_sub(new_responses)
 }
 
 impl PersonaStatus {
+    /// The status with the count of answers no version has seen yet.
+    pub fn with_new_responses(mut self, new_responses: u32) -> Self {
+        self.new_responses = new_responses;
+        self.responses_needed = responses_needed(new_responses);
+        self
+    }
+
     /// Before the third answer.
     pub fn awaiting_responses() -> Self {
         Self {
@@ -105,6 +132,8 @@ impl PersonaStatus {
             error: None,
             persona_id: None,
             version: None,
+            new_responses: 0,
+            responses_needed: default_responses_needed(),
         }
     }
 
@@ -125,6 +154,8 @@ impl PersonaStatus {
             error: None,
             persona_id: Some(persona_id),
             version: Some(version),
+            new_responses: 0,
+            responses_needed: default_responses_needed(),
         }
     }
 }
@@ -140,6 +171,11 @@ pub fn status_sequence(version: i32, state_version: i32) -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct SynthesizeJob {
     pub persona_id: Uuid,
+    /// Which synthesis run this is (a retry starts a new one); an older one finds the row moved
+    /// on and does nothing, and its dead letter cannot fail the newer run. Absent in messages
+    /// queued before runs were numbered.
+    #[serde(default)]
+    pub generation: Option<i32>,
 }
 
 /// The message on the `render` queue.

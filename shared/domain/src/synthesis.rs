@@ -102,8 +102,45 @@ pub fn aggregate(bank: &QuestionBank, owner_first_name: &str, responses: &[Answe
             .filter(|(_, n)| *n > 0)
             .collect(),
         leading_archetype,
-        words,
+        words: sample_words(words),
     }
+}
+
+/// Most characters of friends' free-text words sent to an LLM: whatever the survey's size, the
+/// prompt stays far inside every model's context (about 2,000 tokens of Latin text; Hangul
+/// costs more tokens per character but stays under ~6,000).
+pub const WORDS_BUDGET_CHARS: usize = 6_000;
+/// Fewest characters one friend's answer keeps when the budget is shared.
+pub const MIN_WORDS_SHARE_CHARS: usize = 60;
+
+/// A deterministic, fair sample of friends' free-text answers within [`WORDS_BUDGET_CHARS`]:
+/// every answer gets an equal share of the budget (at least [`MIN_WORDS_SHARE_CHARS`],
+/// truncated at a character boundary); when there are more answers than shares, the answers
+/// kept are the first in the order of a fixed hash of their text, which favours nobody by
+/// position or time and gives the same sample every time.
+pub fn sample_words(mut words: Vec<String>) -> Vec<String> {
+    let total: usize = words.iter().map(|w| w.chars().count()).sum();
+    if total <= WORDS_BUDGET_CHARS {
+        return words;
+    }
+    words.sort_by_cached_key(|word| (fnv1a(word), word.clone()));
+    let kept = words
+        .len()
+        .min(WORDS_BUDGET_CHARS / MIN_WORDS_SHARE_CHARS)
+        .max(1);
+    let share = WORDS_BUDGET_CHARS / kept;
+    words
+        .into_iter()
+        .take(kept)
+        .map(|word| word.chars().take(share).collect())
+        .collect()
+}
+
+/// FNV-1a, 64 bit: a fixed, well-spread order for sampling (not for security).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn stat_key(stat: Stat) -> &'static str {
@@ -169,6 +206,23 @@ impl PersonaText {
         }
         check("system_prompt", &self.system_prompt, 40, 2000)?;
         check("greeting", &self.greeting, 1, 280)?;
+        Ok(())
+    }
+}
+
+impl PersonaText {
+    /// Whether the text may be published on a card and a public page: the name has a name's
+    /// shape and no deny-listed term (English or Korean) appears in the name, traits or greeting.
+    /// An LLM that obeyed an instruction hidden in a friend's answer fails here.
+    pub fn check_publishable(&self) -> Result<(), InvalidText> {
+        crate::moderation::check_name(&self.name)
+            .map_err(|refused| InvalidText(format!("name: {refused}")))?;
+        let published = self.traits.iter().chain([&self.greeting]);
+        for text in published {
+            if crate::moderation::offensive_term(text).is_some() {
+                return Err(InvalidText("offensive words in traits or greeting".into()));
+            }
+        }
         Ok(())
     }
 }
@@ -339,5 +393,44 @@ mod tests {
         assert!(few.validate().is_err());
         let unknown = json!({"name": "A", "archetype": "villain", "traits": ["a","b","c"], "system_prompt": "x".repeat(50), "greeting": "hi"});
         assert!(serde_json::from_value::<PersonaText>(unknown).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bounded_input_tests {
+    use super::*;
+
+    #[test]
+    fn the_words_of_any_survey_fit_the_budget_and_the_sample_is_stable_and_fair() {
+        let words: Vec<String> = (0..10_000)
+            .map(|i| format!("friend {i} says: {}", "kind and funny ".repeat(18)))
+            .collect();
+        let sample = sample_words(words.clone());
+        let total: usize = sample.iter().map(|w| w.chars().count()).sum();
+        assert!(total <= WORDS_BUDGET_CHARS, "{total}");
+        assert_eq!(sample.len(), WORDS_BUDGET_CHARS / MIN_WORDS_SHARE_CHARS);
+        let mut reversed = words;
+        reversed.reverse();
+        assert_eq!(sample, sample_words(reversed), "order of arrival does not matter");
+
+        let few: Vec<String> = (0..40).map(|i| format!("{i} {}", "x".repeat(279))).collect();
+        let shared = sample_words(few);
+        assert_eq!(shared.len(), 40, "every friend keeps a share");
+        assert!(shared.iter().all(|w| w.chars().count() == WORDS_BUDGET_CHARS / 40));
+
+        let small = vec!["bright, loyal, funny".to_owned()];
+        assert_eq!(sample_words(small.clone()), small);
+    }
+
+    #[test]
+    fn an_injected_insult_or_a_malformed_name_is_not_publishable() {
+        let bank = crate::surveys::question_bank(1).unwrap();
+        let mut text = rule_based(&aggregate(&bank, "Mira", &[]));
+        assert_eq!(text.check_publishable(), Ok(()));
+        text.name = "Mira the Total Idiot".into();
+        assert!(text.check_publishable().is_err());
+        let mut text = rule_based(&aggregate(&bank, "Mira", &[]));
+        text.greeting = "Hey, 병신아".into();
+        assert!(text.check_publishable().is_err());
     }
 }

@@ -16,6 +16,10 @@ use crate::{
 pub enum PersonaError {
     #[error("fewer than three answers")]
     NotEnoughResponses { response_count: i32 },
+    /// A new version needs at least three answers no earlier version saw: a version made from
+    /// fewer would let the owner subtract the previous one and read a friend's answers.
+    #[error("fewer than three new answers")]
+    NotEnoughNewResponses { new_responses: i32, needed: i32 },
     #[error("no persona yet")]
     NoPersona,
     #[error("the persona has not failed")]
@@ -35,7 +39,8 @@ pub enum Started {
 }
 
 impl Personas {
-    /// Starts synthesis for the owner's newest survey, unless a job is running or nothing changed.
+    /// Starts synthesis for the owner's newest survey, unless a job is running; a new version
+    /// only once at least three answers no earlier version saw are in.
     pub async fn request_synthesis(
         &self,
         owner_id: Uuid,
@@ -62,12 +67,22 @@ impl Personas {
             return Err(PersonaError::NotEnoughResponses { response_count: 0 });
         };
         let (survey_id, response_count): (Uuid, i32) = (survey.get(0), survey.get(1));
-        if let Some(latest) = &latest {
-            let nothing_new =
-                latest.survey_id == survey_id && latest.response_count >= response_count;
-            if latest.state.is_running() || nothing_new {
-                return Ok(Started::Existing(latest.clone()));
-            }
+        if let Some(latest) = latest.as_ref().filter(|latest| latest.state.is_running()) {
+            return Ok(Started::Existing(latest.clone()));
+        }
+        let seen: i32 = tx
+            .query_one(
+                "SELECT COALESCE(max(response_count), 0) FROM personas WHERE survey_id = $1",
+                &[&survey_id],
+            )
+            .await
+            .context("counting the answers earlier versions saw")?
+            .get(0);
+        if seen > 0 && response_count - seen < RESPONSE_THRESHOLD {
+            return Err(PersonaError::NotEnoughNewResponses {
+                new_responses: response_count - seen,
+                needed: RESPONSE_THRESHOLD - (response_count - seen),
+            });
         }
         if response_count < RESPONSE_THRESHOLD {
             return Err(PersonaError::NotEnoughResponses { response_count });
@@ -91,6 +106,9 @@ impl Personas {
         drop(client);
         self.publisher.publish(&self.db, &[outbox_id]).await;
         self.write_progress(&row).await;
+        if let Err(error) = self.status.set_new_responses(owner_id, 0).await {
+            tracing::warn!(error = platform::telemetry::describe(&error), "could not reset the answer count");
+        }
         Ok(Started::New(row))
     }
 
@@ -122,7 +140,7 @@ impl Personas {
              WHERE id = $1 AND state = 'failed' AND state_version = $2"
         } else {
             "UPDATE personas SET state = 'queued', state_version = state_version + 1,
-                 synthesize_attempts = 0, synthesize_started_at = NULL, synthesize_finished_at = NULL,
+                 synthesize_generation = synthesize_generation + 1, synthesize_attempts = 0, synthesize_started_at = NULL, synthesize_finished_at = NULL,
                  render_attempts = 0, render_started_at = NULL, render_finished_at = NULL,
                  failed_step = NULL, error_code = NULL, error_retryable = NULL, updated_at = now()
              WHERE id = $1 AND state = 'failed' AND state_version = $2"

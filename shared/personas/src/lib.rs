@@ -134,7 +134,10 @@ pub async fn queue_step(
             outbox::enqueue(client, Queue::Render, &job, request_id).await
         }
         _ => {
-            let job = SynthesizeJob { persona_id: row.id };
+            let job = SynthesizeJob {
+                persona_id: row.id,
+                generation: Some(row.synthesize_generation),
+            };
             outbox::enqueue(client, Queue::Synthesize, &job, request_id).await
         }
     }

@@ -46,6 +46,8 @@ pub struct PersonaRow {
     pub error_code: Option<String>,
     pub error_retryable: Option<bool>,
     pub synthesize_attempts: i32,
+    /// The synthesis run (1, then +1 per retry); synthesize messages carry it.
+    pub synthesize_generation: i32,
     pub render_attempts: i32,
     pub synthesize_started_at: Option<DateTime<Utc>>,
     pub synthesize_finished_at: Option<DateTime<Utc>>,
@@ -58,7 +60,7 @@ pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_versio
     archetype, traits, greeting, charisma, intellect, kindness, energy, synthesized_by, theme, cards, \
     render_generation, is_public, bond_level, failed_step, error_code, error_retryable, \
     synthesize_attempts, render_attempts, synthesize_started_at, synthesize_finished_at, \
-    render_started_at, render_finished_at, created_at";
+    render_started_at, render_finished_at, created_at, synthesize_generation";
 
 pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
     let stat = |i: usize| row.get::<_, Option<i16>>(i).map(|v| v.clamp(0, 100) as u8);
@@ -108,6 +110,7 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
         render_started_at: row.get(28),
         render_finished_at: row.get(29),
         created_at: row.get(30),
+        synthesize_generation: row.get(31),
     }
 }
 
@@ -226,5 +229,8 @@ pub fn status_of(row: &PersonaRow) -> PersonaStatus {
         }),
         persona_id: Some(row.id),
         version: Some(row.version),
+        // Filled in from the read model's answer count when the status is read.
+        new_responses: 0,
+        responses_needed: domain::personas::responses_needed(0),
     }
 }

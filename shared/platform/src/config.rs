@@ -107,6 +107,10 @@ pub struct IdentityConfig {
     /// `ADDRESS_HASH_KEY`: key of the keyed hash that replaces network addresses in rate-limit
     /// counters and duplicate markers (base64, at least 32 bytes).
     pub address_hash_key: SecretKey,
+    /// `REFRESH_REUSE_GRACE_SECS` (default 10): how long a just-rotated refresh token may be
+    /// presented again (two tabs refreshing at once) and rotate again instead of revoking its
+    /// family.
+    pub refresh_reuse_grace: std::time::Duration,
 }
 
 impl IdentityConfig {
@@ -121,6 +125,9 @@ impl IdentityConfig {
             jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
             jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
             address_hash_key: env.required("ADDRESS_HASH_KEY"),
+            refresh_reuse_grace: std::time::Duration::from_secs(
+                env.optional("REFRESH_REUSE_GRACE_SECS", 10),
+            ),
         }
     }
 }

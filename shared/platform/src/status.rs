@@ -20,7 +20,8 @@ fn key(owner_id: Uuid) -> AttributeValue {
 }
 
 impl StatusStore {
-    /// Writes `status` if `sequence` is newer than what is stored; returns whether it did.
+    /// Writes `status` if `sequence` is newer than what is stored; returns whether it did. The
+    /// answer count ([`StatusStore::set_new_responses`]) is kept.
     pub async fn put(
         &self,
         owner_id: Uuid,
@@ -30,14 +31,14 @@ impl StatusStore {
         let outcome = self
             .table
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table.name)
-            .item("pk", key(owner_id))
-            .item("sk", AttributeValue::S("current".into()))
-            .item("seq", AttributeValue::N(sequence.to_string()))
-            .item("doc", AttributeValue::S(serde_json::to_string(status)?))
+            .key("pk", key(owner_id))
+            .key("sk", AttributeValue::S("current".into()))
+            .update_expression("SET seq = :seq, doc = :doc")
             .condition_expression("attribute_not_exists(pk) OR seq < :seq")
             .expression_attribute_values(":seq", AttributeValue::N(sequence.to_string()))
+            .expression_attribute_values(":doc", AttributeValue::S(serde_json::to_string(status)?))
             .send()
             .await;
         match outcome {
@@ -53,7 +54,36 @@ impl StatusStore {
         }
     }
 
-    /// The current status and its sequence number.
+    /// Records how many answers no persona version has seen (after each answer, and 0 when a
+    /// version is made). Two answers racing may write out of order; the next answer corrects
+    /// it. No status yet (its first write failed): nothing to add the count to.
+    pub async fn set_new_responses(&self, owner_id: Uuid, new_responses: u32) -> anyhow::Result<()> {
+        let outcome = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .key("pk", key(owner_id))
+            .key("sk", AttributeValue::S("current".into()))
+            .update_expression("SET new_responses = :n")
+            .condition_expression("attribute_exists(doc)")
+            .expression_attribute_values(":n", AttributeValue::N(new_responses.to_string()))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(error).context("writing the answer count to the status"),
+        }
+    }
+
+    /// The current status (with its answer count) and its sequence number.
     pub async fn get(&self, owner_id: Uuid) -> anyhow::Result<Option<(PersonaStatus, i64)>> {
         let item = self
             .table
@@ -79,6 +109,12 @@ impl StatusStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .context("status without seq")?;
-        Ok(Some((serde_json::from_str(doc)?, seq)))
+        let new_responses = item
+            .get("new_responses")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let status: PersonaStatus = serde_json::from_str(doc)?;
+        Ok(Some((status.with_new_responses(new_responses), seq)))
     }
 }

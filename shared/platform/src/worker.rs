@@ -24,6 +24,10 @@ pub const REQUEST_ID_ATTRIBUTE: &str = "request_id";
 /// Message attribute set on messages moved to a dead-letter queue by a worker.
 pub const FAILURE_REASON_ATTRIBUTE: &str = "failure_reason";
 
+/// `maxReceiveCount` of every queue's redrive policy in `template.yaml` (a test checks): after
+/// this many receives SQS moves a message to the dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+
 /// How many records of one batch run at the same time.
 const RECORD_CONCURRENCY: usize = 10;
 
@@ -32,7 +36,8 @@ const RECORD_CONCURRENCY: usize = 10;
 pub enum StepError {
     /// A retry may help (a dependency was down, a rate limit hit). The message comes back after
     /// `after` when given, otherwise after the queue's visibility timeout.
-    #[error("retryable failure: {error:#}")]
+    // Described, never `{:#}`: a PostgreSQL DETAIL can quote row values.
+    #[error("retryable failure: {}", crate::telemetry::describe(error))]
     Retryable {
         error: anyhow::Error,
         after: Option<Duration>,
@@ -230,12 +235,12 @@ where
         Err(StepError::Retryable { error, after }) => {
             warn!(
                 receive_count,
-                error = format!("{error:#}"),
+                error = crate::telemetry::describe(&error),
                 "step failed; will retry"
             );
             if let (Some(after), Some(handle)) = (after, record.receipt_handle.as_deref()) {
                 if let Err(error) = queue.retry_later(handle, after).await {
-                    warn!(error = format!("{error:#}"), "could not delay the retry");
+                    warn!(error = crate::telemetry::describe(&error), "could not delay the retry");
                 }
             }
             true
@@ -251,7 +256,7 @@ where
             Err(error) => {
                 error!(
                     reason,
-                    error = format!("{error:#}"),
+                    error = crate::telemetry::describe(&error),
                     "could not dead-letter; will retry"
                 );
                 true

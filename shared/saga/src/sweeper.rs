@@ -2,15 +2,20 @@
 //!
 //! 1. Republishes outbox rows not sent within `outbox_after` (a crash or SQS outage between
 //!    commit and publish).
-//! 2. Re-drives jobs stuck in `queued`, `synthesizing` or `rendering` for longer than
-//!    `stuck_after` (their message was lost, or a worker died after its message was deleted).
+//! 2. Re-drives jobs that are really stuck: in `queued`, `synthesizing` or `rendering`, unmoved
+//!    for longer than `stuck_after`, whose last message went out longer than `stuck_after` ago,
+//!    and whose step's queue has no backlog (a job waiting its turn in a backlog is not stuck,
+//!    and re-driving it would earn it a duplicate every sweep). Their message was lost, or a
+//!    worker died after deleting it.
 //! 3. Turns messages that reached a dead-letter queue into a `failed` persona with a reason the
-//!    user sees (and can retry). Messages it cannot attribute stay in the DLQ for ops.
+//!    user sees (and can retry) — only for the run the message belongs to. Messages it cannot
+//!    attribute stay in the DLQ for ops.
+//! 4. Prunes what only grows: expired refresh tokens, outbox rows sent more than a week ago.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use domain::personas::PersonaState;
 use personas::{queue_step, rows, Personas};
 use platform::{
@@ -53,7 +58,14 @@ pub struct SweepReport {
     pub republished: usize,
     pub redriven: usize,
     pub dead_lettered: usize,
+    pub pruned_refresh_tokens: u64,
+    pub pruned_outbox_rows: u64,
 }
+
+/// Sent outbox rows are kept this long (for ops looking into a saga run), then pruned.
+const OUTBOX_RETENTION_DAYS: f64 = 7.0;
+/// Rows deleted per table per sweep, so a sweep never holds long locks.
+const PRUNE_BATCH: i64 = 5_000;
 
 /// The saga step a queue's messages belong to, as failures name it.
 fn step_of(queue: Queue) -> &'static str {
@@ -83,45 +95,100 @@ impl Sweeper {
         for (queue, queue_url) in &self.dead_letter_queues.0 {
             dead_lettered += self.drain_dead_letters(queue_url, step_of(*queue)).await?;
         }
+        let (pruned_refresh_tokens, pruned_outbox_rows) = self.prune().await?;
         let report = SweepReport {
             republished,
             redriven,
             dead_lettered,
+            pruned_refresh_tokens,
+            pruned_outbox_rows,
         };
         info!(?report, "sweep finished");
         Ok(report)
     }
 
-    async fn redrive_stuck(&self, stuck_after: Duration) -> anyhow::Result<usize> {
-        let personas = &self.personas;
-        let client = personas
-            .db
-            .get()
+    async fn prune(&self) -> anyhow::Result<(u64, u64)> {
+        let client = self.personas.connection().await?;
+        let tokens = client
+            .execute(
+                "DELETE FROM refresh_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM refresh_tokens WHERE expires_at < now() LIMIT $1)",
+                &[&PRUNE_BATCH],
+            )
             .await
-            .context("connecting to PostgreSQL")?;
+            .context("pruning expired refresh tokens")?;
+        let outbox = client
+            .execute(
+                "DELETE FROM outbox WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE sent_at < now() - make_interval(days => $2::int) LIMIT $1)",
+                &[&PRUNE_BATCH, &(OUTBOX_RETENTION_DAYS as i32)],
+            )
+            .await
+            .context("pruning sent outbox rows")?;
+        Ok((tokens, outbox))
+    }
+
+    /// Whether `queue` has messages waiting (or the question cannot be answered: then assume it
+    /// does, and re-drive nothing this time).
+    async fn has_backlog(&self, queue: Queue) -> bool {
+        let Some(url) = self.personas.publisher.queues.get(queue) else {
+            return true;
+        };
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await;
+        match attributes {
+            Ok(output) => output
+                .attributes
+                .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_none_or(|waiting| waiting > 0),
+            Err(error) => {
+                warn!(queue = queue.name(), error = describe(&anyhow::Error::from(error)), "queue depth unknown; not re-driving");
+                true
+            }
+        }
+    }
+
+    async fn redrive_stuck(&self, stuck_after: Duration) -> anyhow::Result<usize> {
+        let mut states: Vec<&str> = Vec::new();
+        if !self.has_backlog(Queue::Synthesize).await {
+            states.extend(["queued", "synthesizing"]);
+        }
+        if !self.has_backlog(Queue::Render).await {
+            states.push("rendering");
+        }
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let personas = &self.personas;
+        let client = personas.connection().await?;
         let stuck = client
             .query(
                 &format!(
                     "SELECT {} FROM personas p
-                     WHERE state IN ('queued', 'synthesizing', 'rendering')
+                     WHERE state = ANY($2)
                        AND updated_at < now() - make_interval(secs => $1)
-                       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.sent_at IS NULL
-                                       AND o.body->>'persona_id' = p.id::text)
+                       AND NOT EXISTS (SELECT 1 FROM outbox o
+                                       WHERE o.body->>'persona_id' = p.id::text
+                                         AND (o.sent_at IS NULL
+                                              OR o.sent_at > now() - make_interval(secs => $1)))
                      ORDER BY updated_at LIMIT 100",
                     rows::COLUMNS
                 ),
-                &[&stuck_after.as_secs_f64()],
+                &[&stuck_after.as_secs_f64(), &states],
             )
             .await
             .context("finding stuck jobs")?;
         drop(client);
         let mut redriven = 0;
         for row in stuck.iter().map(rows::from_row) {
-            let mut client = personas
-                .db
-                .get()
-                .await
-                .context("connecting to PostgreSQL")?;
+            let mut client = personas.connection().await?;
             let tx = client.transaction().await?;
             // CAS: a worker that moves the row meanwhile wins, and so does an overlapping sweep
             // (it has already touched `updated_at`).
@@ -202,7 +269,8 @@ impl Sweeper {
                     .unwrap_or("dead_lettered")
                     .to_owned();
                 // Only the run this message belongs to fails: a synthesize message only while
-                // synthesis is pending, a render message only for its own render generation.
+                // its own synthesis run is pending (a message from before runs were numbered: any
+                // pending synthesis), a render message only for its own render generation.
                 let generation = body
                     .as_ref()
                     .and_then(|body| body["generation"].as_i64())
@@ -213,7 +281,8 @@ impl Sweeper {
                     "UPDATE personas SET state = 'failed', state_version = state_version + 1,
                          failed_step = $2, error_code = $3, error_retryable = true, updated_at = now()
                      WHERE id = $1 AND (
-                         ($2 = 'synthesize' AND state IN ('queued', 'synthesizing'))
+                         ($2 = 'synthesize' AND state IN ('queued', 'synthesizing')
+                          AND ($4 < 0 OR synthesize_generation = $4))
                       OR ($2 = 'render_card' AND state = 'rendering' AND render_generation = $4))",
                     &[&persona_id, &step, &reason, &generation],
                 )

@@ -19,14 +19,20 @@ use llm::{LlmError, Written};
 use personas::{queue_step, rows, PersonaRow, Personas};
 use platform::{
     aws::AwsClients,
-    crypto::{AnswerCipher, Sealed},
-    worker::{process_batch, Message, SqsQueueOps, StepError},
+    crypto::{AnswerCipher, CryptoError, Sealed},
+    telemetry::describe,
+    worker::{process_batch, Message, SqsQueueOps, StepError, MAX_RECEIVES},
     SynthesizeConfig,
 };
 use secrecy::ExposeSecret;
-use tracing::{info, warn, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use crate::{FaultPoint, Faults};
+
+/// How old a `synthesizing` attempt must be before another delivery may take it over: the
+/// synthesize queue's visibility timeout (template.yaml; a test checks they agree). Until then
+/// the attempt's worker may still be running.
+pub const REENTRY_AFTER: Duration = Duration::from_secs(360);
 
 /// LLM attempts before the labelled rule-based fallback (one per SQS receive).
 pub const LLM_ATTEMPTS: i32 = 3;
@@ -42,6 +48,8 @@ pub struct SynthesizeWorker {
     pub queue: SqsQueueOps,
     /// First delay of the retry backoff of transient LLM failures.
     pub retry_base: Duration,
+    /// See [`REENTRY_AFTER`].
+    pub reentry_after: Duration,
     pub faults: Faults,
 }
 
@@ -75,6 +83,7 @@ impl SynthesizeWorker {
             llm,
             queue: crate::queue_ops(&config.queue, aws),
             retry_base: config.llm.retry_base,
+            reentry_after: REENTRY_AFTER,
             faults: Faults::none(),
         })
     }
@@ -94,32 +103,129 @@ impl SynthesizeWorker {
         let id = message.body.persona_id;
         let personas = &self.personas;
         let (client, row) = personas.load_for_step(id).await?;
-        if !matches!(row.state, PersonaState::Queued | PersonaState::Synthesizing) {
-            info!(persona_id = %id, state = row.state.as_str(), "already past synthesis; nothing to do");
+        let stale_run = message
+            .body
+            .generation
+            .is_some_and(|generation| generation != row.synthesize_generation);
+        if stale_run || !matches!(row.state, PersonaState::Queued | PersonaState::Synthesizing) {
+            info!(persona_id = %id, state = row.state.as_str(), stale_run, "nothing to synthesize");
             // A crash after the commit may have skipped the status write; it is idempotent.
             return personas.write_final_status(&row).await;
         }
+        // An attempt starts from `queued`; a `synthesizing` row is re-entered only once its
+        // attempt is older than the queue's visibility timeout (its worker died: the message came
+        // back). A duplicate delivery while the attempt runs must not call the LLM a second time.
         let Some(row) = rows::transition(
             &client,
             "UPDATE personas SET state = 'synthesizing', state_version = state_version + 1,
                  synthesize_attempts = synthesize_attempts + 1,
                  synthesize_started_at = COALESCE(synthesize_started_at, now()), updated_at = now()
-             WHERE id = $1 AND state = $2 AND state_version = $3",
-            &[&id, &row.state.as_str(), &row.state_version],
+             WHERE id = $1 AND state_version = $2 AND (state = 'queued'
+                OR (state = 'synthesizing' AND updated_at < now() - make_interval(secs => $3)))",
+            &[&id, &row.state_version, &self.reentry_after.as_secs_f64()],
         )
         .await
         .map_err(StepError::retryable)?
         else {
-            info!(persona_id = %id, "another delivery moved the persona first");
-            return Ok(());
+            return self.running_elsewhere(&client, id).await;
         };
         drop(client);
         personas.write_progress(&row).await;
+        let outcome = self
+            .attempt(&row, message.request_id.as_deref(), message.receive_count)
+            .await;
+        match outcome {
+            // The attempt is over without a result: back to `queued`, so the retry (after its
+            // backoff) starts a new attempt instead of waiting out the re-entry window.
+            Err(StepError::Retryable { error, after }) => {
+                self.release(&row).await;
+                Err(StepError::Retryable { error, after })
+            }
+            outcome => outcome,
+        }
+    }
 
-        let brief = self.brief(&row).await.map_err(StepError::retryable)?;
+    /// The CAS into `synthesizing` failed: another delivery moved the row, or an attempt is
+    /// running. In the second case come back when that attempt would count as dead.
+    async fn running_elsewhere(
+        &self,
+        client: &deadpool_postgres::Object,
+        id: uuid::Uuid,
+    ) -> Result<(), StepError> {
+        let running = client
+            .query_opt(
+                "SELECT EXTRACT(EPOCH FROM updated_at + make_interval(secs => $2) - now())::float8
+                 FROM personas WHERE id = $1 AND state = 'synthesizing'",
+                &[&id, &self.reentry_after.as_secs_f64()],
+            )
+            .await
+            .context("reading the running attempt")
+            .map_err(StepError::retryable)?;
+        let Some(running) = running else {
+            info!(persona_id = %id, "another delivery moved the persona first");
+            return Ok(());
+        };
+        let remaining = running.get::<_, f64>(0).clamp(1.0, 43_200.0);
+        info!(persona_id = %id, remaining_s = remaining, "an attempt is running; this delivery waits");
+        Err(StepError::Retryable {
+            error: anyhow::anyhow!("a synthesis attempt is already running"),
+            after: Some(Duration::from_secs_f64(remaining)),
+        })
+    }
+
+    /// Ends an attempt that produced nothing (CAS, so a late release never undoes progress).
+    async fn release(&self, row: &PersonaRow) {
+        let released = async {
+            let client = self.personas.connection().await?;
+            rows::transition(
+                &client,
+                "UPDATE personas SET state = 'queued', state_version = state_version + 1,
+                     updated_at = now()
+                 WHERE id = $1 AND state = 'synthesizing' AND state_version = $2",
+                &[&row.id, &row.state_version],
+            )
+            .await
+        }
+        .await;
+        match released {
+            Ok(Some(queued)) => self.personas.write_progress(&queued).await,
+            Ok(None) => {}
+            // The attempt stays `synthesizing`; the retry re-enters after the window.
+            Err(error) => warn!(persona_id = %row.id, error = describe(&error), "could not end the attempt"),
+        }
+    }
+
+    /// One attempt: the answers, the LLM (or the rule-based writer), the commit.
+    async fn attempt(
+        &self,
+        row: &PersonaRow,
+        request_id: Option<&str>,
+        receive_count: u32,
+    ) -> Result<(), StepError> {
+        let id = row.id;
+        let personas = &self.personas;
+        let brief = match self.brief(row).await {
+            Ok(brief) => brief,
+            Err(BriefError::Retryable(error)) => return Err(StepError::retryable(error)),
+            Err(BriefError::Unreadable(code)) => {
+                warn!(persona_id = %id, code, "the answers cannot be read; the persona fails");
+                return personas.fail(row, "synthesize", code, false).await;
+            }
+        };
         let attempt = row.synthesize_attempts;
         let written = match self.llm.write(&brief, attempt.max(1) as u32).await {
-            Ok(written) => written,
+            Ok(written) => match written.text.check_publishable() {
+                Ok(()) => written,
+                Err(refused) => {
+                    // Most likely an instruction hidden in a friend's answer that the model
+                    // obeyed: publish the labelled rule-based text instead.
+                    warn!(persona_id = %id, reason = refused.0, "LLM text not publishable; using the rule-based text");
+                    Written {
+                        text: rule_based(&brief),
+                        synthesized_by: RULE_BASED_FALLBACK.to_owned(),
+                    }
+                }
+            },
             Err(LlmError::Transient(reason)) if attempt < LLM_ATTEMPTS => {
                 warn!(persona_id = %id, attempt, reason, "transient LLM failure; retrying later");
                 return Err(StepError::Retryable {
@@ -134,18 +240,30 @@ impl SynthesizeWorker {
                     synthesized_by: RULE_BASED_FALLBACK.to_owned(),
                 }
             }
+            Err(LlmError::Unauthorized(status)) => {
+                // Ops must fix the key; retry until the message's receives run out, then it is
+                // dead-lettered with the reason and the sweeper fails the persona (retryable:
+                // the owner, or ops, retry once the key works).
+                error!(persona_id = %id, error_code = "llm_unauthorized", status, "the LLM provider refused our key");
+                if receive_count >= MAX_RECEIVES {
+                    return Err(StepError::permanent("llm_unauthorized"));
+                }
+                return Err(StepError::Retryable {
+                    error: anyhow::anyhow!("llm_unauthorized"),
+                    after: Some(backoff(self.retry_base, attempt)),
+                });
+            }
             Err(LlmError::Permanent(reason)) => {
                 warn!(persona_id = %id, reason, "permanent LLM failure; the persona fails");
-                personas
-                    .fail(&row, "synthesize", &format!("llm_{reason}"), false)
-                    .await?;
-                return Ok(());
+                return personas
+                    .fail(row, "synthesize", &format!("llm_{reason}"), false)
+                    .await;
             }
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
 
         let Some((moved, outbox_id)) = self
-            .commit(&row, &brief, &written, message.request_id.as_deref())
+            .commit(row, &brief, &written, request_id)
             .await
             .map_err(StepError::retryable)?
         else {
@@ -213,7 +331,7 @@ impl SynthesizeWorker {
     }
 
     /// Decrypts and aggregates the survey's answers.
-    async fn brief(&self, row: &PersonaRow) -> anyhow::Result<Brief> {
+    async fn brief(&self, row: &PersonaRow) -> Result<Brief, BriefError> {
         let client = self.personas.connection().await?;
         let survey = client
             .query_one(
@@ -223,7 +341,7 @@ impl SynthesizeWorker {
             )
             .await
             .context("reading the survey")?;
-        let bank = question_bank(survey.get(0)).context("unknown question bank version")?;
+        let bank = question_bank(survey.get(0)).ok_or(BriefError::Unreadable("question_bank_unknown"))?;
         let rows = client
             .query(
                 "SELECT id, key_id, nonce, ciphertext FROM survey_responses WHERE survey_id = $1",
@@ -238,14 +356,34 @@ impl SynthesizeWorker {
                 nonce: response.get(2),
                 ciphertext: response.get(3),
             };
+            // No retry can bring back a key that is no longer configured or a ciphertext that
+            // does not open: fail with a reason instead of retrying for half an hour.
             let plaintext = self
                 .cipher
                 .open(row.survey_id, response.get(0), &sealed)
-                .context("opening an answer")?;
-            responses.push(serde_json::from_slice(&plaintext).context("decoding an answer")?);
+                .map_err(|error| match error {
+                    CryptoError::UnknownKey(_) => BriefError::Unreadable("answer_key_unknown"),
+                    _ => BriefError::Unreadable("answer_unreadable"),
+                })?;
+            responses.push(
+                serde_json::from_slice(&plaintext)
+                    .map_err(|_| BriefError::Unreadable("answer_unreadable"))?,
+            );
         }
         Ok(aggregate(&bank, survey.get::<_, &str>(1), &responses))
     }
+}
+
+/// Why the answers could not be turned into a brief.
+#[derive(Debug, thiserror::Error)]
+enum BriefError {
+    /// The database was unreachable or similar: try again.
+    #[error(transparent)]
+    Retryable(#[from] anyhow::Error),
+    /// The answers can never be read (their key is gone, they do not open): the persona fails
+    /// with this code.
+    #[error("the answers cannot be read: {0}")]
+    Unreadable(&'static str),
 }
 
 /// Exponential backoff with full jitter: a random delay up to `base · 2^(attempt-1)`, at least a

@@ -90,6 +90,10 @@ pub struct Progress {
     pub unlocked: bool,
     /// The survey's latest persona job state, `awaiting_responses` before the third answer.
     pub persona_status: String,
+    /// Answers no persona version has seen.
+    pub new_responses: i32,
+    /// Answers still needed before a (new) persona version can be made.
+    pub responses_needed: i32,
 }
 
 /// A checked answer, ready to store: the survey is open and the answers are valid.
@@ -124,7 +128,7 @@ impl Surveys {
     pub async fn create(&self, owner_id: Uuid, title: Option<&str>) -> Result<Survey, SurveyError> {
         let title = title.map(str::trim).filter(|t| !t.is_empty());
         if title
-            .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS || t.chars().any(char::is_control))
+            .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS || !domain::text::is_clean(t, false))
         {
             return Err(SurveyError::InvalidTitle);
         }
@@ -191,14 +195,17 @@ impl Surveys {
             .await?
             .filter(|survey| survey.owner_id == owner_id)
             .ok_or(SurveyError::NotFound)?;
-        let persona_status = repo::persona_state(&self.db, id)
+        let (persona_status, seen) = repo::persona_state(&self.db, id)
             .await?
-            .unwrap_or_else(|| "awaiting_responses".to_owned());
+            .unwrap_or_else(|| ("awaiting_responses".to_owned(), 0));
+        let new_responses = survey.response_count - seen;
         Ok(Progress {
             response_count: survey.response_count,
             threshold: RESPONSE_THRESHOLD,
             unlocked: survey.response_count >= RESPONSE_THRESHOLD,
             persona_status,
+            new_responses,
+            responses_needed: (RESPONSE_THRESHOLD - new_responses).max(0),
         })
     }
 
@@ -282,8 +289,15 @@ impl Surveys {
         }
         .await;
         let outcome = match stored {
-            Ok(Submitted::Accepted) => {
+            Ok(Submitted::Accepted {
+                owner_id,
+                new_responses,
+            }) => {
                 tracing::info!(%survey_id, "answer stored");
+                let count = new_responses.max(0).unsigned_abs();
+                if let Err(error) = self.status.set_new_responses(owner_id, count).await {
+                    tracing::warn!(error = describe(&error), "could not count the answer in the status");
+                }
                 return Ok(());
             }
             Ok(Submitted::Started {
@@ -301,6 +315,10 @@ impl Surveys {
                         error = describe(&error),
                         "could not write the queued status"
                     );
+                }
+                // The new version sees every answer so far.
+                if let Err(error) = self.status.set_new_responses(owner_id, 0).await {
+                    tracing::warn!(error = describe(&error), "could not reset the answer count");
                 }
                 return Ok(());
             }

@@ -161,24 +161,30 @@ pub async fn close(
     Ok(rows == 1)
 }
 
-/// The latest persona state of a survey, if its job has started.
-pub async fn persona_state(db: &Pool, survey_id: Uuid) -> anyhow::Result<Option<String>> {
+/// The latest persona state of a survey, if its job has started, and how many of its answers
+/// the persona versions saw (the most any version saw).
+pub async fn persona_state(db: &Pool, survey_id: Uuid) -> anyhow::Result<Option<(String, i32)>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
         .query_opt(
-            "SELECT state FROM personas WHERE survey_id = $1 ORDER BY version DESC LIMIT 1",
+            "SELECT state, (SELECT max(response_count) FROM personas WHERE survey_id = $1)
+             FROM personas WHERE survey_id = $1 ORDER BY version DESC LIMIT 1",
             &[&survey_id],
         )
         .await
         .context("reading the persona state")?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
 /// What storing an answer did.
 pub enum Submitted {
     NotFound,
     Gone,
-    Accepted,
+    /// Stored; `new_responses` answers of the survey no persona version has seen.
+    Accepted {
+        owner_id: Uuid,
+        new_responses: i32,
+    },
     /// This answer was the third: the persona job and its outbox row exist.
     Started {
         persona_id: Uuid,
@@ -202,7 +208,7 @@ pub async fn submit(
     let outbox_id = Uuid::now_v7();
     let row = client
         .query_one(
-            "SELECT outcome, response_count, persona_id, persona_version, owner_id
+            "SELECT outcome, response_count, persona_id, persona_version, owner_id, seen_count
              FROM submit_survey_response($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &survey_id,
@@ -229,6 +235,9 @@ pub async fn submit(
             outbox_id,
             owner_id: row.get(4),
         },
-        _ => Submitted::Accepted,
+        _ => Submitted::Accepted {
+            owner_id: row.get(4),
+            new_responses: row.get::<_, i32>(1) - row.get::<_, i32>(5),
+        },
     })
 }

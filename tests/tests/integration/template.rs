@@ -150,3 +150,48 @@ fn every_function_gets_exactly_the_variables_its_configuration_reads() {
         );
     }
 }
+
+#[test]
+fn every_function_has_a_log_group_with_a_retention() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let groups: Vec<String> = template
+        .resources_of("AWS::Logs::LogGroup")
+        .into_iter()
+        .filter(|(_, properties)| properties.get("RetentionInDays").is_some())
+        .filter_map(|(_, properties)| {
+            let name = properties.get("LogGroupName")?;
+            Some(format!("{name:?}"))
+        })
+        .collect();
+    for (function, _) in template.resources_of("AWS::Serverless::Function") {
+        assert!(
+            groups.iter().any(|group| group.contains(&format!("${{{function}}}"))),
+            "{function} has no log group with a retention"
+        );
+    }
+}
+
+#[test]
+fn the_saga_constants_match_the_queues_they_describe() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let queues = template.resources_of("AWS::SQS::Queue");
+    let synthesize = &queues
+        .iter()
+        .find(|(id, _)| id == "SynthesizeQueue")
+        .unwrap()
+        .1;
+    assert_eq!(
+        Template::int_property(synthesize, "VisibilityTimeout"),
+        Some(saga::synthesize::REENTRY_AFTER.as_secs() as i64),
+        "a running synthesis attempt is taken over only after the visibility timeout"
+    );
+    for (id, properties) in &queues {
+        if let Some(redrive) = properties.get("RedrivePolicy") {
+            assert_eq!(
+                redrive.get("maxReceiveCount").and_then(|v| v.as_i64()),
+                Some(i64::from(platform::worker::MAX_RECEIVES)),
+                "{id}"
+            );
+        }
+    }
+}

@@ -168,7 +168,7 @@ impl GoogleVerifier {
                     // Availability over freshness: a key Google published recently is still good.
                     Some(key) => {
                         tracing::warn!(
-                            error = format!("{error:#}"),
+                            error = platform::telemetry::describe(&error),
                             "JWKS refresh failed; using cached keys"
                         );
                         Ok(key)

@@ -117,7 +117,13 @@ pub async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     state.limits.check(rate_limit::AUTH, &address.0).await?;
-    match sessions::refresh(&state.db, &state.tokens, &request.refresh_token).await {
+    match sessions::refresh(
+        &state.db,
+        &state.tokens,
+        &request.refresh_token,
+        state.config.identity.refresh_reuse_grace,
+    )
+    .await {
         Ok(response) => Ok(Json(response)),
         Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(Problem::new(
             "invalid_refresh_token",
@@ -197,8 +203,11 @@ pub async fn dev_sign_in(
         invalid.insert("email".into(), "must be an email address".into());
     }
     let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 50 {
-        invalid.insert("name".into(), "must have 1 to 50 characters".into());
+    if name.is_empty() || name.chars().count() > 50 || !domain::text::is_clean(name, false) {
+        invalid.insert(
+            "name".into(),
+            "must have 1 to 50 characters, without control, bidi or zero-width characters".into(),
+        );
     }
     if !invalid.is_empty() {
         return Err(ApiError::Unprocessable(
@@ -213,9 +222,12 @@ pub async fn dev_sign_in(
     ))
 }
 
-/// The first word of a name, at most 50 characters; "Friend" when there is none.
+/// The first word of a name, at most 50 characters, without hidden characters (the name comes
+/// from Google and is shown on the public survey page); "Friend" when there is none.
 fn first_name(name: Option<&str>) -> String {
-    name.and_then(|n| n.split_whitespace().next())
+    name.map(domain::text::cleaned)
+        .as_deref()
+        .and_then(|n| n.split_whitespace().next())
         .map(|first| first.chars().take(50).collect())
         .unwrap_or_else(|| "Friend".to_owned())
 }

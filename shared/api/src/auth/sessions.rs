@@ -110,13 +110,15 @@ async fn insert_refresh_token(
 
 /// Rotates `presented`: it is retired and a new token of the same family returned. A retired
 /// token presented again revokes the family, so a stolen token that the attacker and the user
-/// both use is cut off at the second use (RFC 9700 section 4.14.2). The row lock serializes
-/// concurrent refreshes of one token: the loser sees it rotated and revokes the family, so two
-/// racing refreshes can never leave two live sessions.
+/// both use is cut off at the second use (RFC 9700 section 4.14.2) — except within `grace` of its
+/// rotation, when it rotates again: two tabs refreshing at once must not log the user out
+/// everywhere (the "reuse interval" Okta and Auth0 offer). The row lock serializes concurrent
+/// refreshes of one token.
 pub async fn refresh(
     db: &Pool,
     tokens: &AccessTokens,
     presented: &str,
+    grace: std::time::Duration,
 ) -> Result<TokenResponse, RefreshError> {
     let hash = hash_refresh_token(presented);
     let mut client = db.get().await.context("connecting to PostgreSQL")?;
@@ -127,11 +129,12 @@ pub async fn refresh(
     let row = tx
         .query_opt(
             "SELECT t.family_id, t.user_id, t.rotated_at IS NOT NULL, t.revoked_at IS NOT NULL,
-                    t.expires_at < now(), u.display_name, u.created_at
+                    t.expires_at < now(), u.display_name, u.created_at,
+                    t.rotated_at >= now() - make_interval(secs => $2)
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1
              FOR UPDATE OF t",
-            &[&hash],
+            &[&hash, &grace.as_secs_f64()],
         )
         .await
         .context("reading the refresh token")?;
@@ -143,14 +146,16 @@ pub async fn refresh(
     if revoked || expired {
         return Err(RefreshError::Invalid);
     }
-    if rotated {
+    let within_grace: Option<bool> = row.get(7);
+    if rotated && within_grace != Some(true) {
         revoke_family(&tx, family_id).await?;
         tx.commit().await.context("committing the revocation")?;
         tracing::warn!(%user_id, "refresh token reuse; session family revoked");
         return Err(RefreshError::Reused);
     }
+    // Within the grace the token keeps its first rotation time, so the grace never extends.
     tx.execute(
-        "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1",
+        "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, now()) WHERE token_hash = $1",
         &[&hash],
     )
     .await
