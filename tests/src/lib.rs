@@ -404,9 +404,21 @@ impl TestApp {
     /// persona job, exactly as the third answer leaves them (written straight to the database, so
     /// hundreds are quick), with their synthesize messages published. Returns the persona ids.
     pub async fn seed_queued_personas(&self, n: usize) -> Vec<uuid::Uuid> {
+        let three: Vec<Value> = (0..3).map(answers).collect();
+        self.seed_queued_personas_answered(n, &three).await
+    }
+
+    /// [`TestApp::seed_queued_personas`] with `submitted` as every survey's answers (each must
+    /// be valid for the current question bank).
+    pub async fn seed_queued_personas_answered(
+        &self,
+        n: usize,
+        submitted: &[Value],
+    ) -> Vec<uuid::Uuid> {
         use uuid::Uuid;
         let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
             .expect("the current question bank");
+        let count = i32::try_from(submitted.len()).expect("a count");
         let mut client = self.state.db.get().await.expect("a connection");
         let mut outbox = Vec::new();
         let mut personas = Vec::new();
@@ -421,14 +433,13 @@ impl TestApp {
             .expect("seeding a user");
             tx.execute(
                 "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
-                 VALUES ($1, $2, 't', 1, 'collecting', 3, now(), now() + interval '30 days')",
-                &[&survey, &user],
+                 VALUES ($1, $2, 't', 1, 'collecting', $3, now(), now() + interval '30 days')",
+                &[&survey, &user, &count],
             )
             .await
             .expect("seeding a survey");
-            for friend in 0..3u32 {
+            for submitted in submitted {
                 let response = Uuid::new_v4();
-                let submitted = domain::surveys::sample_answers(&bank, friend);
                 let answers = domain::surveys::validate_answers(
                     &bank,
                     submitted.as_object().expect("an object"),
@@ -450,8 +461,8 @@ impl TestApp {
             }
             tx.execute(
                 "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
-                 VALUES ($1, $2, $3, 1, 'queued', 1, 3)",
-                &[&persona, &user, &survey],
+                 VALUES ($1, $2, $3, 1, 'queued', 1, $4)",
+                &[&persona, &user, &survey, &count],
             )
             .await
             .expect("seeding a persona job");

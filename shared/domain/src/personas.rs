@@ -111,7 +111,9 @@ fn default_responses_needed() -> u32 {
 /// Answers a new persona version needs beyond those earlier versions saw (and the first
 /// version needs in all).
 pub fn responses_needed(new_responses: u32) -> u32 {
-    RESPONSE_THRESHOLD.unsigned_abs().saturating_sub(new_responses)
+    RESPONSE_THRESHOLD
+        .unsigned_abs()
+        .saturating_sub(new_responses)
 }
 
 impl PersonaStatus {

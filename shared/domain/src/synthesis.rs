@@ -411,12 +411,20 @@ mod bounded_input_tests {
         assert_eq!(sample.len(), WORDS_BUDGET_CHARS / MIN_WORDS_SHARE_CHARS);
         let mut reversed = words;
         reversed.reverse();
-        assert_eq!(sample, sample_words(reversed), "order of arrival does not matter");
+        assert_eq!(
+            sample,
+            sample_words(reversed),
+            "order of arrival does not matter"
+        );
 
-        let few: Vec<String> = (0..40).map(|i| format!("{i} {}", "x".repeat(279))).collect();
+        let few: Vec<String> = (0..40)
+            .map(|i| format!("{i} {}", "x".repeat(279)))
+            .collect();
         let shared = sample_words(few);
         assert_eq!(shared.len(), 40, "every friend keeps a share");
-        assert!(shared.iter().all(|w| w.chars().count() == WORDS_BUDGET_CHARS / 40));
+        assert!(shared
+            .iter()
+            .all(|w| w.chars().count() == WORDS_BUDGET_CHARS / 40));
 
         let small = vec!["bright, loyal, funny".to_owned()];
         assert_eq!(sample_words(small.clone()), small);

@@ -38,7 +38,13 @@ mod tests {
 
     #[test]
     fn bidi_overrides_and_zero_width_characters_are_refused() {
-        for bad in ["a\u{202E}b", "\u{200B}", "x\u{2066}y\u{2069}", "\u{FEFF}hi", "a\u{7}b"] {
+        for bad in [
+            "a\u{202E}b",
+            "\u{200B}",
+            "x\u{2066}y\u{2069}",
+            "\u{FEFF}hi",
+            "a\u{7}b",
+        ] {
             assert!(!is_clean(bad, true), "{bad:?}");
         }
         assert!(is_clean("Mira 미라 ✨", false));

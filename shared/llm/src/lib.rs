@@ -193,8 +193,14 @@ mod tests {
             classify_status(400, &Value::Null),
             LlmError::Permanent("http_400".into())
         );
-        assert_eq!(classify_status(401, &Value::Null), LlmError::Unauthorized(401));
-        assert_eq!(classify_status(403, &Value::Null), LlmError::Unauthorized(403));
+        assert_eq!(
+            classify_status(401, &Value::Null),
+            LlmError::Unauthorized(401)
+        );
+        assert_eq!(
+            classify_status(403, &Value::Null),
+            LlmError::Unauthorized(403)
+        );
         assert_eq!(
             classify_status(400, &json!({"error": {"code": "content_policy_violation"}})),
             LlmError::Permanent("content_policy".into())

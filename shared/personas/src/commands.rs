@@ -107,7 +107,10 @@ impl Personas {
         self.publisher.publish(&self.db, &[outbox_id]).await;
         self.write_progress(&row).await;
         if let Err(error) = self.status.set_new_responses(owner_id, 0).await {
-            tracing::warn!(error = platform::telemetry::describe(&error), "could not reset the answer count");
+            tracing::warn!(
+                error = platform::telemetry::describe(&error),
+                "could not reset the answer count"
+            );
         }
         Ok(Started::New(row))
     }

@@ -57,7 +57,11 @@ impl StatusStore {
     /// Records how many answers no persona version has seen (after each answer, and 0 when a
     /// version is made). Two answers racing may write out of order; the next answer corrects
     /// it. No status yet (its first write failed): nothing to add the count to.
-    pub async fn set_new_responses(&self, owner_id: Uuid, new_responses: u32) -> anyhow::Result<()> {
+    pub async fn set_new_responses(
+        &self,
+        owner_id: Uuid,
+        new_responses: u32,
+    ) -> anyhow::Result<()> {
         let outcome = self
             .table
             .client

@@ -240,7 +240,10 @@ where
             );
             if let (Some(after), Some(handle)) = (after, record.receipt_handle.as_deref()) {
                 if let Err(error) = queue.retry_later(handle, after).await {
-                    warn!(error = crate::telemetry::describe(&error), "could not delay the retry");
+                    warn!(
+                        error = crate::telemetry::describe(&error),
+                        "could not delay the retry"
+                    );
                 }
             }
             true

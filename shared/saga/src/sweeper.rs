@@ -145,11 +145,18 @@ impl Sweeper {
         match attributes {
             Ok(output) => output
                 .attributes
-                .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned())
+                .and_then(|a| {
+                    a.get(&QueueAttributeName::ApproximateNumberOfMessages)
+                        .cloned()
+                })
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_none_or(|waiting| waiting > 0),
             Err(error) => {
-                warn!(queue = queue.name(), error = describe(&anyhow::Error::from(error)), "queue depth unknown; not re-driving");
+                warn!(
+                    queue = queue.name(),
+                    error = describe(&anyhow::Error::from(error)),
+                    "queue depth unknown; not re-driving"
+                );
                 true
             }
         }

@@ -191,7 +191,9 @@ impl SynthesizeWorker {
             Ok(Some(queued)) => self.personas.write_progress(&queued).await,
             Ok(None) => {}
             // The attempt stays `synthesizing`; the retry re-enters after the window.
-            Err(error) => warn!(persona_id = %row.id, error = describe(&error), "could not end the attempt"),
+            Err(error) => {
+                warn!(persona_id = %row.id, error = describe(&error), "could not end the attempt")
+            }
         }
     }
 
@@ -341,7 +343,8 @@ impl SynthesizeWorker {
             )
             .await
             .context("reading the survey")?;
-        let bank = question_bank(survey.get(0)).ok_or(BriefError::Unreadable("question_bank_unknown"))?;
+        let bank =
+            question_bank(survey.get(0)).ok_or(BriefError::Unreadable("question_bank_unknown"))?;
         let rows = client
             .query(
                 "SELECT id, key_id, nonce, ciphertext FROM survey_responses WHERE survey_id = $1",

@@ -127,9 +127,9 @@ impl Surveys {
     /// Creates the owner's survey (one collecting survey at a time, 5 an hour).
     pub async fn create(&self, owner_id: Uuid, title: Option<&str>) -> Result<Survey, SurveyError> {
         let title = title.map(str::trim).filter(|t| !t.is_empty());
-        if title
-            .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS || !domain::text::is_clean(t, false))
-        {
+        if title.is_some_and(|t| {
+            t.chars().count() > MAX_TITLE_CHARS || !domain::text::is_clean(t, false)
+        }) {
             return Err(SurveyError::InvalidTitle);
         }
         self.limits
@@ -296,7 +296,10 @@ impl Surveys {
                 tracing::info!(%survey_id, "answer stored");
                 let count = new_responses.max(0).unsigned_abs();
                 if let Err(error) = self.status.set_new_responses(owner_id, count).await {
-                    tracing::warn!(error = describe(&error), "could not count the answer in the status");
+                    tracing::warn!(
+                        error = describe(&error),
+                        "could not count the answer in the status"
+                    );
                 }
                 return Ok(());
             }

@@ -338,7 +338,9 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in_within_the_grace() {
         responses.iter().map(|r| r.status()).collect::<Vec<_>>()
     );
     let fresh: Vec<Value> = futures_util::future::join_all(
-        responses.into_iter().map(|r| async move { r.json::<Value>().await.unwrap() }),
+        responses
+            .into_iter()
+            .map(|r| async move { r.json::<Value>().await.unwrap() }),
     )
     .await;
     for pair in &fresh {
@@ -352,7 +354,8 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in_within_the_grace() {
         assert_eq!(me.status(), 200);
     }
     let (families, live, revoked) = (
-        app.count("SELECT count(DISTINCT family_id) FROM refresh_tokens").await,
+        app.count("SELECT count(DISTINCT family_id) FROM refresh_tokens")
+            .await,
         app.count(
             "SELECT count(*) FROM refresh_tokens
              WHERE rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
@@ -361,7 +364,11 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in_within_the_grace() {
         app.count("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NOT NULL")
             .await,
     );
-    assert_eq!((families, live, revoked), (1, 10, 0), "one session, ten tabs");
+    assert_eq!(
+        (families, live, revoked),
+        (1, 10, 0),
+        "one session, ten tabs"
+    );
 
     // Each tab's new token works; the grace of the first token does not extend with reuse.
     let again = app

@@ -143,7 +143,8 @@ async fn the_status_supports_etags_and_says_when_to_poll_again() {
 }
 
 #[tokio::test]
-async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_versions_new_answers() {
+async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_versions_three_new_answers(
+) {
     let app = spawn_app().await;
     let (token, _, survey_id) = app.survey_with_answers("versions@example.com", 2).await;
     let synthesize = || {
@@ -172,12 +173,52 @@ async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_vers
 
     let _workers = app.start_workers(app.saga(&[]));
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
-    let unchanged: Value = synthesize().await.unwrap().json().await.unwrap();
-    assert_eq!(unchanged["version"], 1, "nothing new to synthesize");
+    let unchanged = synthesize().await.unwrap();
+    assert_eq!(unchanged.status(), 409, "nothing new to synthesize");
+    let unchanged: Value = unchanged.json().await.unwrap();
+    assert_eq!(unchanged["error"]["code"], "not_enough_new_responses");
+    assert_eq!(
+        unchanged["error"]["details"],
+        json!({"new_responses": 0, "needed": 3})
+    );
 
+    // One new friend: a version 2 now would differ from version 1 by exactly their answers.
     app.answer(&survey_id, 3).await;
+    let one_new = synthesize().await.unwrap();
+    assert_eq!(one_new.status(), 409);
+    let one_new: Value = one_new.json().await.unwrap();
+    assert_eq!(
+        one_new["error"]["details"],
+        json!({"new_responses": 1, "needed": 2})
+    );
+    let progress: Value = app
+        .http
+        .get(app.url(&format!("/v1/surveys/{survey_id}/progress")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&progress["new_responses"], &progress["responses_needed"]),
+        (&json!(1), &json!(2))
+    );
+    let status = app.wait_for_state(&token, "ready", READY_WITHIN).await;
+    assert_eq!(
+        (&status["new_responses"], &status["responses_needed"]),
+        (&json!(1), &json!(2))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM personas").await, 1);
+
+    app.answer(&survey_id, 4).await;
+    app.answer(&survey_id, 5).await;
     let second: Value = synthesize().await.unwrap().json().await.unwrap();
-    assert_eq!(second["version"], 2);
+    assert_eq!(
+        second["version"], 2,
+        "three unseen answers make a new version"
+    );
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let persona: Value = app
         .http
@@ -590,9 +631,9 @@ async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
         .get()
         .await
         .unwrap()
-        .execute(
-            "UPDATE personas SET updated_at = now() - interval '10 minutes'",
-            &[],
+        .batch_execute(
+            "UPDATE personas SET updated_at = now() - interval '10 minutes';
+             UPDATE outbox SET sent_at = now() - interval '10 minutes'",
         )
         .await
         .unwrap();
@@ -711,4 +752,119 @@ async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_stale_synthesize_dead_letter_does_not_fail_the_retried_run() {
+    let app = spawn_app().await;
+    let (token, _, _) = app.survey_with_answers("stale-run@example.com", 3).await;
+    // Run 1 failed (its message was dead-lettered later); the owner retried: run 2 is queued.
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE personas SET state = 'failed', failed_step = 'synthesize',
+                 error_code = 'dead_lettered', state_version = state_version + 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let retry = app
+        .http
+        .post(app.url("/v1/personas/me/retry"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 202);
+    let persona_id: String = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT id::text FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    app.aws
+        .sqs
+        .send_message()
+        .queue_url(&app.resource("SynthesizeDeadLetterQueue").reference)
+        .message_body(json!({"persona_id": persona_id, "generation": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let report = app
+        .saga(&[])
+        .sweep(saga::sweeper::SweepSettings::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.dead_lettered, 1, "handled and deleted");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM personas WHERE state = 'queued' AND synthesize_generation = 2"
+        )
+        .await,
+        1,
+        "run 2 is still queued"
+    );
+    let _workers = app.start_workers(app.saga(&[]));
+    app.wait_for_state(&token, "ready", READY_WITHIN).await;
+}
+
+#[tokio::test]
+async fn the_sweeper_leaves_jobs_waiting_in_a_backlog_alone_and_re_drives_a_lost_one_once() {
+    let app = spawn_app().await;
+    let (token, _, _) = app.survey_with_answers("backlog@example.com", 3).await;
+    let db = app.state.db.get().await.unwrap();
+    // The job looks old: unmoved for an hour, its message sent an hour ago.
+    db.execute(
+        "UPDATE personas SET updated_at = now() - interval '1 hour'",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE outbox SET sent_at = now() - interval '1 hour', created_at = now() - interval '1 hour'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let settings = saga::sweeper::SweepSettings {
+        outbox_after: Duration::from_secs(30),
+        stuck_after: Duration::from_secs(60),
+    };
+    let saga = app.saga(&[]);
+
+    // Its message still waits in the queue (no worker is running): a backlog, not a lost job.
+    let waiting = saga.sweep(settings).await.unwrap();
+    assert_eq!(waiting.redriven, 0);
+
+    // The message is lost (purged): the job is re-driven once, and not again while its new
+    // message waits.
+    app.aws
+        .sqs
+        .purge_queue()
+        .queue_url(&app.resource("SynthesizeQueue").reference)
+        .send()
+        .await
+        .unwrap();
+    let lost = saga.sweep(settings).await.unwrap();
+    assert_eq!(lost.redriven, 1);
+    db.execute(
+        "UPDATE personas SET updated_at = now() - interval '1 hour'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let again = saga.sweep(settings).await.unwrap();
+    assert_eq!(again.redriven, 0, "its new message was sent just now");
+
+    let _workers = app.start_workers(saga);
+    app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }

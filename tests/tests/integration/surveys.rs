@@ -316,7 +316,8 @@ async fn another_users_survey_progress_and_delete_answer_404() {
     assert_eq!(anonymous.status(), 401);
     assert_eq!(
         own,
-        json!({"response_count": 0, "threshold": 3, "unlocked": false, "persona_status": "awaiting_responses"})
+        json!({"response_count": 0, "threshold": 3, "unlocked": false, "persona_status": "awaiting_responses",
+               "new_responses": 0, "responses_needed": 3})
     );
     assert_eq!(
         app.count("SELECT count(*) FROM surveys WHERE status = 'collecting'")
@@ -653,7 +654,7 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
         .unwrap()
         .get(0);
     let body: Value = serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
-    assert_eq!(body, json!({"persona_id": persona_id}));
+    assert_eq!(body, json!({"persona_id": persona_id, "generation": 1}));
     assert!(messages[0]
         .message_attributes
         .as_ref()
@@ -680,7 +681,8 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
         .unwrap();
     assert_eq!(
         progress,
-        json!({"response_count": 20, "threshold": 3, "unlocked": true, "persona_status": "queued"})
+        json!({"response_count": 20, "threshold": 3, "unlocked": true, "persona_status": "queued",
+               "new_responses": 17, "responses_needed": 0})
     );
 }
 

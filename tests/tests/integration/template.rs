@@ -165,7 +165,9 @@ fn every_function_has_a_log_group_with_a_retention() {
         .collect();
     for (function, _) in template.resources_of("AWS::Serverless::Function") {
         assert!(
-            groups.iter().any(|group| group.contains(&format!("${{{function}}}"))),
+            groups
+                .iter()
+                .any(|group| group.contains(&format!("${{{function}}}"))),
             "{function} has no log group with a retention"
         );
     }

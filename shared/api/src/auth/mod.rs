@@ -123,7 +123,8 @@ pub async fn refresh(
         &request.refresh_token,
         state.config.identity.refresh_reuse_grace,
     )
-    .await {
+    .await
+    {
         Ok(response) => Ok(Json(response)),
         Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(Problem::new(
             "invalid_refresh_token",

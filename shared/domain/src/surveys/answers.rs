@@ -63,9 +63,9 @@ pub fn validate_answers(
                 Some(text) if text.chars().count() > *max_length => {
                     Err(format!("must be at most {max_length} characters"))
                 }
-                Some(text) if !crate::text::is_clean(text, true) => Err(
-                    "must not contain control, bidi or zero-width characters".to_owned(),
-                ),
+                Some(text) if !crate::text::is_clean(text, true) => {
+                    Err("must not contain control, bidi or zero-width characters".to_owned())
+                }
                 Some("") => continue,
                 Some(text) => Ok(AnswerValue::Text(text.to_owned())),
                 None => Err("must be a string".to_owned()),
