@@ -126,8 +126,7 @@ pub fn sample_words(mut words: Vec<String>) -> Vec<String> {
     words.sort_by_cached_key(|word| (fnv1a(word), word.clone()));
     let kept = words
         .len()
-        .min(WORDS_BUDGET_CHARS / MIN_WORDS_SHARE_CHARS)
-        .max(1);
+        .clamp(1, WORDS_BUDGET_CHARS / MIN_WORDS_SHARE_CHARS);
     let share = WORDS_BUDGET_CHARS / kept;
     words
         .into_iter()
