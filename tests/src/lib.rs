@@ -163,7 +163,8 @@ pub struct TestApp {
     pub resources: LocalResources,
     pub database_url: String,
     pub template: Template,
-    /// The configuration overrides the app was built with (workers must share its keys).
+    /// The configuration overrides the app was built with, without the secrets (those are in
+    /// the emulator's Secrets Manager, where every function reads its own).
     pub overrides: BTreeMap<String, String>,
 }
 
@@ -187,7 +188,7 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     let aws = aws_clients().await;
     let template = Template::parse(devstack::TEMPLATE).expect("template.yaml parses");
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&template, &aws, &prefix)
+    let mut resources = provision(&template, &aws, &prefix)
         .await
         .expect("provisioning the template's resources");
     let mut overrides = options.overrides;
@@ -197,11 +198,15 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| GOOGLE_CLIENT_ID.into());
-    devstack::stack::local_defaults(&mut overrides);
+    let secrets = devstack::stack::local_defaults(&mut overrides);
+    devstack::provision::provision_secrets(&aws, &prefix, &secrets, &mut resources)
+        .await
+        .expect("storing the secrets in the emulator");
     overrides
         .entry("LLM_RETRY_BASE_MS".into())
         .or_insert_with(|| "10".into());
-    let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides)
+    let config = function_config(&template, HTTP_FUNCTION, &resources, &overrides, &aws)
+        .await
         .expect("the template configures the HTTP function");
     let clock = options.clock.unwrap_or_else(platform::clock::system);
     let state = AppState::with_clock(config, aws.clone(), clock).expect("building the app state");
@@ -537,12 +542,13 @@ impl TestApp {
 
     /// The three saga functions, each configured as the template configures it (sharing this
     /// app's keys), with `extra` overrides.
-    pub fn saga(&self, extra: &[(&str, &str)]) -> saga::Saga {
+    pub async fn saga(&self, extra: &[(&str, &str)]) -> saga::Saga {
         let mut overrides = self.overrides.clone();
         for (name, value) in extra {
             overrides.insert((*name).to_owned(), (*value).to_owned());
         }
         devstack::stack::local_saga(&self.template, &self.resources, &overrides, &self.aws)
+            .await
             .expect("the template configures the saga functions")
     }
 

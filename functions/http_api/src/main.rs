@@ -1,12 +1,13 @@
 //! The HTTP Lambda: every command and query route of the API, behind API Gateway's HTTP API.
 
 use lambda_http::Error;
-use platform::{FunctionConfig, HttpApiConfig};
+use platform::{aws::AwsClients, FunctionConfig, HttpApiConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = HttpApiConfig::from_env()?;
-    let state = api::AppState::from_env(config).await?;
+    let aws = AwsClients::from_env().await;
+    let config = HttpApiConfig::load(&aws).await?;
+    let state = api::AppState::new(config, aws)?;
     lambda_http::run(api::router(state)).await
 }

@@ -7,8 +7,9 @@ use platform::{aws::AwsClients, FunctionConfig, RenderConfig};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = RenderConfig::from_env()?;
-    let worker = saga::RenderWorker::new(config, &AwsClients::from_env().await)?;
+    let aws = AwsClients::from_env().await;
+    let config = RenderConfig::load(&aws).await?;
+    let worker = saga::RenderWorker::new(config, &aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move { Ok::<_, Error>(worker.handle_batch(event.payload).await) }

@@ -7,8 +7,9 @@ use saga::sweeper::SweepSettings;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = SweeperConfig::from_env()?;
-    let sweeper = saga::Sweeper::new(config, &AwsClients::from_env().await)?;
+    let aws = AwsClients::from_env().await;
+    let config = SweeperConfig::load(&aws).await?;
+    let sweeper = saga::Sweeper::new(config, &aws)?;
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         let sweeper = sweeper.clone();
         async move {

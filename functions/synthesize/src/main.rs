@@ -7,8 +7,9 @@ use platform::{aws::AwsClients, FunctionConfig, SynthesizeConfig};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
-    let config = SynthesizeConfig::from_env()?;
-    let worker = saga::SynthesizeWorker::new(config, &AwsClients::from_env().await)?;
+    let aws = AwsClients::from_env().await;
+    let config = SynthesizeConfig::load(&aws).await?;
+    let worker = saga::SynthesizeWorker::new(config, &aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move { Ok::<_, Error>(worker.handle_batch(event.payload).await) }

@@ -248,3 +248,66 @@ fn string<'a>(value: &'a Value, key: &str) -> anyhow::Result<&'a str> {
         .and_then(Value::as_str)
         .with_context(|| format!("missing {key}"))
 }
+
+/// Stores the local stack's secrets in the emulator's Secrets Manager, one secret per template
+/// parameter of `platform::secrets::CONTRACT` that has values in `secrets`, so the functions read
+/// them exactly as in AWS (their `SECRET_ARNS`, one `BatchGetSecretValue`). The parameter then
+/// resolves to the secret's ARN.
+pub async fn provision_secrets(
+    aws: &AwsClients,
+    prefix: &str,
+    secrets: &BTreeMap<String, String>,
+    resources: &mut LocalResources,
+) -> anyhow::Result<()> {
+    for (parameter, variables) in platform::secrets::CONTRACT {
+        let values: serde_json::Map<String, serde_json::Value> = variables
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), secrets.get(*name)?.clone().into())))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let name = local_name(prefix, parameter);
+        let body = serde_json::Value::Object(values).to_string();
+        let created = aws
+            .secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(&body)
+            .send()
+            .await;
+        let arn = match created {
+            Ok(output) => output.arn().map(str::to_owned),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                aws.secrets
+                    .put_secret_value()
+                    .secret_id(&name)
+                    .secret_string(&body)
+                    .send()
+                    .await
+                    .with_context(|| format!("updating secret {parameter}"))?
+                    .arn()
+                    .map(str::to_owned)
+            }
+            Err(error) => {
+                return Err(
+                    anyhow::Error::from(error).context(format!("creating secret {parameter}"))
+                )
+            }
+        };
+        let arn = arn.ok_or_else(|| anyhow!("secret {parameter} has no ARN"))?;
+        resources.insert(
+            (*parameter).to_owned(),
+            LocalResource {
+                reference: arn.clone(),
+                arn,
+                name,
+            },
+        );
+    }
+    Ok(())
+}

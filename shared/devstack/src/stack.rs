@@ -10,7 +10,7 @@ use crate::{
     emulator::Emulator,
     poller::{Poller, SqsHandler},
     postgres::TempPostgres,
-    provision::{provision, LocalResources},
+    provision::{provision, provision_secrets, LocalResources},
     template::Template,
 };
 
@@ -119,11 +119,13 @@ pub async fn create_database_from(
 }
 
 /// Values the template takes from Secrets Manager or required parameters at deploy time, made up
-/// for a local run: fresh random keys on every start (so local tokens die with the stack), a
-/// placeholder Google client id, and a pool sized for one process serving every route (a Lambda
-/// instance serves one request at a time; the local stack serves them all). Anything already in
-/// `overrides` wins.
-pub fn local_defaults(overrides: &mut BTreeMap<String, String>) {
+/// for a local run. Secret variables (`platform::secrets::CONTRACT`) move out of `overrides` into
+/// the returned map — fresh random keys on every start where none is given (so local tokens die
+/// with the stack) — for the emulator's Secrets Manager, from which the functions read them as in
+/// AWS. `overrides` keeps the rest, plus a placeholder Google client id and a pool sized for one
+/// process serving every route (a Lambda instance serves one request at a time; the local stack
+/// serves them all). Anything already given wins.
+pub fn local_defaults(overrides: &mut BTreeMap<String, String>) -> BTreeMap<String, String> {
     use base64::Engine;
     let random_key = || {
         let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
@@ -132,13 +134,16 @@ pub fn local_defaults(overrides: &mut BTreeMap<String, String>) {
             .collect();
         base64::engine::general_purpose::STANDARD.encode(bytes)
     };
-    overrides
+    let mut secrets: BTreeMap<String, String> = platform::secrets::secret_variables()
+        .filter_map(|name| Some((name.to_owned(), overrides.remove(name)?)))
+        .collect();
+    secrets
         .entry("JWT_SIGNING_KEYS".into())
         .or_insert_with(|| format!("local:{}", random_key()));
-    overrides
+    secrets
         .entry("ADDRESS_HASH_KEY".into())
         .or_insert_with(random_key);
-    overrides
+    secrets
         .entry("ANSWER_KEYS".into())
         .or_insert_with(|| format!("local:{}", random_key()));
     overrides
@@ -147,6 +152,7 @@ pub fn local_defaults(overrides: &mut BTreeMap<String, String>) {
     overrides
         .entry("DB_POOL_SIZE".into())
         .or_insert_with(|| "32".into());
+    secrets
 }
 
 /// The template's SQS-triggered functions, run by the local pollers exactly as their Lambda
@@ -192,33 +198,44 @@ pub async fn sweeper_loop(
     }
 }
 
-/// The configuration `function` gets from the template, with `overrides` taking precedence.
-pub fn function_config<C: FunctionConfig>(
+/// The configuration `function` gets from the template — its variables, and the secrets its
+/// `SECRET_ARNS` names, read from Secrets Manager like the Lambda main does — with `overrides`
+/// taking precedence.
+pub async fn function_config<C: FunctionConfig>(
     template: &Template,
     function: &str,
     resources: &LocalResources,
     overrides: &BTreeMap<String, String>,
-) -> Result<C, ConfigError> {
+    aws: &AwsClients,
+) -> anyhow::Result<C> {
     let environment = template.function_environment(function, resources);
-    C::from_lookup(|name| {
+    let arns: Vec<String> = environment
+        .get(platform::secrets::ARNS_VARIABLE)
+        .map(|arns| arns.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let secrets = platform::secrets::fetch(&aws.secrets, &arns).await?;
+    let config = C::from_lookup(|name| {
         overrides
             .get(name)
+            .or_else(|| secrets.get(name))
             .or_else(|| environment.get(name))
             .cloned()
     })
+    .map_err(|error: ConfigError| anyhow::anyhow!("{function}: {error}"))?;
+    Ok(config)
 }
 
 /// The three saga functions, each configured as the template configures it.
-pub fn local_saga(
+pub async fn local_saga(
     template: &Template,
     resources: &LocalResources,
     overrides: &BTreeMap<String, String>,
     aws: &AwsClients,
 ) -> anyhow::Result<saga::Saga> {
     saga::Saga::new(
-        function_config(template, "SynthesizeFunction", resources, overrides)?,
-        function_config(template, "RenderCardFunction", resources, overrides)?,
-        function_config(template, "SweeperFunction", resources, overrides)?,
+        function_config(template, "SynthesizeFunction", resources, overrides, aws).await?,
+        function_config(template, "RenderCardFunction", resources, overrides, aws).await?,
+        function_config(template, "SweeperFunction", resources, overrides, aws).await?,
         aws,
     )
 }
@@ -320,19 +337,27 @@ async fn launch(
     let template = Template::parse(crate::TEMPLATE)?;
     let applied = platform::db::migrate(&services.database_url).await?;
     tracing::info!(count = applied.len(), "migrations applied");
-    let resources = provision(&template, &services.aws, &options.prefix).await?;
+    let mut resources = provision(&template, &services.aws, &options.prefix).await?;
 
     let mut overrides = options.overrides;
     overrides.insert("DATABASE_URL".into(), services.database_url.clone());
-    local_defaults(&mut overrides);
+    let secrets = local_defaults(&mut overrides);
+    provision_secrets(&services.aws, &options.prefix, &secrets, &mut resources).await?;
     let http_function = template
         .http_functions()
         .into_iter()
         .next()
         .context("template.yaml declares no HTTP function")?;
-    let config: HttpApiConfig = function_config(&template, &http_function, &resources, &overrides)?;
+    let config: HttpApiConfig = function_config(
+        &template,
+        &http_function,
+        &resources,
+        &overrides,
+        &services.aws,
+    )
+    .await?;
     let state = api::AppState::new(config, services.aws.clone())?;
-    let saga = local_saga(&template, &resources, &overrides, &services.aws)?;
+    let saga = local_saga(&template, &resources, &overrides, &services.aws).await?;
     let workers = saga_workers(&saga);
     let pollers = pollers(&template, &resources, &workers)?;
 

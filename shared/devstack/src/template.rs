@@ -145,6 +145,24 @@ impl Template {
             .collect()
     }
 
+    /// The raw (unresolved) value of `function`'s own variable `name`.
+    pub fn function_variable_value(&self, function: &str, name: &str) -> Option<Value> {
+        self.resource_property(function, "Environment")?
+            .get("Variables")?
+            .get(name)
+            .cloned()
+    }
+
+    /// The raw value of property `property` of resource `logical_id`.
+    pub fn resource_property(&self, logical_id: &str, property: &str) -> Option<Value> {
+        self.root
+            .get("Resources")?
+            .get(logical_id)?
+            .get("Properties")?
+            .get(property)
+            .cloned()
+    }
+
     /// The names of every environment variable `function` is given (the Globals' and its own),
     /// resolvable locally or not.
     pub fn function_variable_names(&self, function: &str) -> std::collections::BTreeSet<String> {
@@ -263,6 +281,15 @@ impl Template {
         let tag = tagged.tag.to_string();
         match tag.trim_start_matches('!') {
             "Ref" => self.resolve_ref(tagged.value.as_str()?, resources),
+            "If" => {
+                let branches = tagged.value.as_sequence()?;
+                let chosen = if self.condition(branches.first()?.as_str()?, resources)? {
+                    branches.get(1)?
+                } else {
+                    branches.get(2)?
+                };
+                self.resolve(chosen, resources)
+            }
             "GetAtt" => {
                 let (id, attribute) = match &tagged.value {
                     Value::String(s) => s.split_once('.')?,
@@ -320,6 +347,48 @@ impl Template {
                 out.push_str(rest);
                 Some(Resolved::Scalar(out))
             }
+            _ => None,
+        }
+    }
+
+    /// The value of condition `name` of the template's `Conditions`, as the local stack sees it.
+    pub fn condition(
+        &self,
+        name: &str,
+        resources: &BTreeMap<String, LocalResource>,
+    ) -> Option<bool> {
+        let definition = self.root.get("Conditions")?.get(name)?;
+        self.evaluate(definition, resources)
+    }
+
+    /// `Fn::Not`, `Fn::Equals`, `Fn::And`, `Fn::Or` and `Condition`, as the template uses them.
+    fn evaluate(&self, value: &Value, resources: &BTreeMap<String, LocalResource>) -> Option<bool> {
+        let Value::Tagged(tagged) = value else {
+            return None;
+        };
+        let tag = tagged.tag.to_string();
+        let operands = tagged.value.as_sequence();
+        match tag.trim_start_matches('!') {
+            "Not" => Some(!self.evaluate(operands?.first()?, resources)?),
+            "And" => operands?
+                .iter()
+                .map(|v| self.evaluate(v, resources))
+                .collect::<Option<Vec<_>>>()
+                .map(|all| all.into_iter().all(|b| b)),
+            "Or" => operands?
+                .iter()
+                .map(|v| self.evaluate(v, resources))
+                .collect::<Option<Vec<_>>>()
+                .map(|all| all.into_iter().any(|b| b)),
+            "Equals" => {
+                let operands = operands?;
+                let text = |v: &Value| match self.resolve(v, resources)? {
+                    Resolved::Scalar(s) => Some(s),
+                    Resolved::List(items) => Some(items.join(",")),
+                };
+                Some(text(operands.first()?)? == text(operands.get(1)?)?)
+            }
+            "Condition" => self.condition(tagged.value.as_str()?, resources),
             _ => None,
         }
     }

@@ -5,12 +5,14 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-/// The three AWS services the backend uses.
+/// The AWS services the backend uses.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Read once per cold start: each function's own secrets.
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsClients {
@@ -29,6 +31,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
         }
     }
 

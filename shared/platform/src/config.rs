@@ -278,6 +278,26 @@ pub trait FunctionConfig: Sized {
     fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
+
+    /// The Lambda path: the process environment overlaid with the secrets its `SECRET_ARNS`
+    /// names, fetched from Secrets Manager in one round trip.
+    fn load(
+        aws: &crate::aws::AwsClients,
+    ) -> impl std::future::Future<Output = anyhow::Result<Self>> + Send {
+        async move {
+            let arns = env::read(
+                |name| std::env::var(name).ok(),
+                |env| env.list(crate::secrets::ARNS_VARIABLE),
+            )?;
+            let secrets = crate::secrets::fetch(&aws.secrets, &arns).await?;
+            Ok(Self::from_lookup(|name| {
+                secrets
+                    .get(name)
+                    .cloned()
+                    .or_else(|| std::env::var(name).ok())
+            })?)
+        }
+    }
 }
 
 impl FunctionConfig for HttpApiConfig {

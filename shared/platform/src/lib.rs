@@ -12,6 +12,7 @@ pub mod env;
 pub mod events;
 pub mod outbox;
 pub mod rate_limit;
+pub mod secrets;
 pub mod status;
 pub mod telemetry;
 pub mod worker;

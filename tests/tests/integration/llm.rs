@@ -61,6 +61,7 @@ async fn llm_saga(app: &TestApp, server: &MockServer) -> saga::Saga {
         ("LLM_MODELS", "model-a,model-b"),
         ("LLM_API_KEY", "test-key"),
     ])
+    .await
 }
 
 async fn states(app: &TestApp) -> BTreeMap<String, i64> {

@@ -120,6 +120,7 @@ async fn the_sweeper_prunes_expired_refresh_tokens_and_old_sent_outbox_rows() {
 
     let report = app
         .saga(&[])
+        .await
         .sweep(saga::sweeper::SweepSettings::default())
         .await
         .unwrap();
@@ -145,7 +146,7 @@ async fn answers_sealed_with_a_key_that_is_gone_fail_the_persona_with_a_reason_a
     let (token, _, _) = app.survey_with_answers("rotated@example.com", 3).await;
     // The workers hold only a newer answer key: the old one was removed too early.
     let new_key = "a2027:BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=";
-    let _workers = app.start_workers(app.saga(&[("ANSWER_KEYS", new_key)]));
+    let _workers = app.start_workers(app.saga(&[("ANSWER_KEYS", new_key)]).await);
 
     let failed = app
         .wait_for_state(&token, "failed", Duration::from_secs(30))
@@ -161,7 +162,7 @@ async fn answers_sealed_with_a_key_that_is_gone_fail_the_persona_with_a_reason_a
 #[tokio::test]
 async fn retrying_and_re_rendering_honour_idempotency_keys() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     let owner = app.owner_with_ready_persona("idem-card@example.com").await;
     let render = || {
         app.http
@@ -181,7 +182,8 @@ async fn retrying_and_re_rendering_honour_idempotency_keys() {
     assert_eq!(replay.status(), 202);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(
-        app.count("SELECT render_generation::bigint FROM personas").await,
+        app.count("SELECT render_generation::bigint FROM personas")
+            .await,
         2,
         "one re-render, not two"
     );
@@ -214,4 +216,48 @@ async fn the_progress_route_reads_personas_through_an_index_on_the_survey() {
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn every_function_reads_its_own_secrets_from_secrets_manager_at_cold_start() {
+    let app = spawn_app().await;
+    let answer_keys = &app.resource("AnswerKeysSecretArn").arn;
+    // Ops rotate the answer key in Secrets Manager; the next cold start reads the new one.
+    let rotated = "a2099:BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY=";
+    app.aws
+        .secrets
+        .put_secret_value()
+        .secret_id(answer_keys)
+        .secret_string(json!({ "ANSWER_KEYS": rotated }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let saga = app.saga(&[]).await;
+    let cold_start = started.elapsed();
+
+    assert!(format!("{:?}", saga.synthesize.cipher).contains("a2099"));
+    assert!(
+        !app.overrides
+            .keys()
+            .any(|name| platform::secrets::secret_variables().any(|s| s == name)),
+        "no secret is handed to a function any other way"
+    );
+    let arns = vec![
+        app.resource("DatabaseSecretArn").arn.clone(),
+        answer_keys.clone(),
+    ];
+    let fetch = std::time::Instant::now();
+    let read = platform::secrets::fetch(&app.aws.secrets, &arns)
+        .await
+        .unwrap();
+    eprintln!(
+        "secrets: one BatchGetSecretValue of 2 secrets took {:.1} ms against the emulator; \
+         three functions configured in {:.1} ms",
+        fetch.elapsed().as_secs_f64() * 1000.0,
+        cold_start.as_secs_f64() * 1000.0
+    );
+    assert_eq!(read["ANSWER_KEYS"], rotated);
+    assert!(read.contains_key("DATABASE_URL"));
+    assert!(!read.contains_key("JWT_SIGNING_KEYS"));
 }

@@ -46,7 +46,7 @@ async fn card_objects(app: &TestApp) -> Vec<(String, Option<String>, Option<Stri
 #[tokio::test]
 async fn the_third_answer_runs_the_whole_saga_to_a_ready_persona_with_cards() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
 
     let (token, _, _) = app.survey_with_answers("saga@example.com", 3).await;
     let status = app.wait_for_state(&token, "ready", READY_WITHIN).await;
@@ -125,7 +125,7 @@ async fn the_status_supports_etags_and_says_when_to_poll_again() {
         .unwrap();
     assert_eq!(unchanged.status(), 304);
 
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let changed = app
         .http
@@ -171,7 +171,7 @@ async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_vers
         "the running job is returned, not duplicated"
     );
 
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let unchanged = synthesize().await.unwrap();
     assert_eq!(unchanged.status(), 409, "nothing new to synthesize");
@@ -277,7 +277,7 @@ async fn duplicate_and_reorder(app: &TestApp, persona_id: &str) {
 
 async fn crash_and_duplicates_end_ready(point: FaultPoint) {
     let app = spawn_app().await;
-    let mut saga = app.saga(&[]);
+    let mut saga = app.saga(&[]).await;
     let (faults, fired) = crash_once_at(point);
     saga.set_faults(faults);
     let (token, _, _) = app
@@ -353,7 +353,7 @@ async fn a_crash_after_the_render_commit_before_the_status_write_with_duplicates
 #[tokio::test]
 async fn a_crash_before_the_message_is_deleted_redelivers_it_harmlessly() {
     let app = spawn_app().await;
-    let saga = app.saga(&[]);
+    let saga = app.saga(&[]).await;
     let (token, _, _) = app.survey_with_answers("nodelete@example.com", 3).await;
     let queue = app.resource("SynthesizeQueue").reference.clone();
     // A worker handles the batch, then dies before deleting it.
@@ -402,7 +402,7 @@ async fn a_crash_before_the_message_is_deleted_redelivers_it_harmlessly() {
 async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_then_retry_succeeds()
 {
     let app = spawn_app().await;
-    let mut saga = app.saga(&[]);
+    let mut saga = app.saga(&[]).await;
     // Rendering fails every time: the message is received maxReceiveCount (5) times, then SQS
     // moves it to the dead-letter queue and the sweeper fails the persona.
     saga.set_faults(Faults::inject(|at| match at {
@@ -429,7 +429,7 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
     );
     drop(workers);
 
-    let healthy = app.start_workers(app.saga(&[]));
+    let healthy = app.start_workers(app.saga(&[]).await);
     let retried = app
         .http
         .post(app.url("/v1/personas/me/retry"))
@@ -453,7 +453,7 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
 #[tokio::test]
 async fn an_undecodable_message_is_dead_lettered_at_once_and_left_there_for_ops() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     app.aws
         .sqs
         .send_message()
@@ -499,7 +499,7 @@ async fn an_undecodable_message_is_dead_lettered_at_once_and_left_there_for_ops(
 #[tokio::test]
 async fn the_card_can_be_rendered_again_in_another_theme_and_the_persona_published() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     let (token, _, _) = app.survey_with_answers("themes@example.com", 3).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 
@@ -637,7 +637,7 @@ async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
         )
         .await
         .unwrap();
-    let saga = app.saga(&[]);
+    let saga = app.saga(&[]).await;
 
     let report = saga
         .sweep(saga::sweeper::SweepSettings {
@@ -666,7 +666,7 @@ async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
 #[tokio::test]
 async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     let (token, _, _) = app.survey_with_answers("stale-dlq@example.com", 3).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let persona_id: String = app
@@ -702,6 +702,7 @@ async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
 
     // Whichever sweep gets there first (the workers run one too) handles and deletes them.
     app.saga(&[])
+        .await
         .sweep(saga::sweeper::SweepSettings::default())
         .await
         .unwrap();
@@ -800,6 +801,7 @@ async fn a_stale_synthesize_dead_letter_does_not_fail_the_retried_run() {
 
     let report = app
         .saga(&[])
+        .await
         .sweep(saga::sweeper::SweepSettings::default())
         .await
         .unwrap();
@@ -813,7 +815,7 @@ async fn a_stale_synthesize_dead_letter_does_not_fail_the_retried_run() {
         1,
         "run 2 is still queued"
     );
-    let _workers = app.start_workers(app.saga(&[]));
+    let _workers = app.start_workers(app.saga(&[]).await);
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }
 
@@ -839,7 +841,7 @@ async fn the_sweeper_leaves_jobs_waiting_in_a_backlog_alone_and_re_drives_a_lost
         outbox_after: Duration::from_secs(30),
         stuck_after: Duration::from_secs(60),
     };
-    let saga = app.saga(&[]);
+    let saga = app.saga(&[]).await;
 
     // Its message still waits in the queue (no worker is running): a backlog, not a lost job.
     let waiting = saga.sweep(settings).await.unwrap();

@@ -137,17 +137,99 @@ fn every_function_gets_exactly_the_variables_its_configuration_reads() {
         let given = template.function_variable_names(function);
         let unused: Vec<_> = given
             .iter()
-            .filter(|name| *name != "RUST_LOG" && !read.contains(*name))
+            .filter(|name| !["RUST_LOG", "SECRET_ARNS"].contains(&name.as_str()))
+            .filter(|name| !read.contains(*name))
             .collect();
         assert!(
             unused.is_empty(),
             "{function} is given {unused:?} but never reads them"
         );
-        let missing: Vec<_> = required.difference(&given).collect();
+        let provided: BTreeSet<String> = given
+            .iter()
+            .cloned()
+            .chain(secret_variables_of(&template, function))
+            .collect();
+        let missing: Vec<_> = required.difference(&provided).collect();
         assert!(
             missing.is_empty(),
             "{function} requires {missing:?} but is not given them"
         );
+    }
+}
+
+/// The template parameters of the secrets `function` may read, by its `SECRET_ARNS` (all the
+/// branches of its conditions).
+fn secret_parameters_of(template: &Template, function: &str) -> BTreeSet<String> {
+    let text = format!(
+        "{:?}",
+        template.function_variable_value(function, "SECRET_ARNS")
+    );
+    platform::secrets::CONTRACT
+        .iter()
+        .filter(|(parameter, _)| text.contains(&format!("\"{parameter}\"")))
+        .map(|(parameter, _)| parameter.to_string())
+        .collect()
+}
+
+fn secret_variables_of(template: &Template, function: &str) -> Vec<String> {
+    let parameters = secret_parameters_of(template, function);
+    platform::secrets::CONTRACT
+        .iter()
+        .filter(|(parameter, _)| parameters.contains(*parameter))
+        .flat_map(|(_, variables)| variables.iter().map(|v| v.to_string()))
+        .collect()
+}
+
+#[test]
+fn secrets_never_sit_in_a_functions_configuration_and_each_function_reads_only_its_own() {
+    let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    assert!(!text.contains("{{resolve:"), "no dynamic secret references");
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let secret: BTreeSet<&str> = platform::secrets::secret_variables().collect();
+    let expected = [
+        (
+            "HttpApiFunction",
+            vec![
+                "AnswerKeysSecretArn",
+                "DatabaseSecretArn",
+                "IdentitySecretArn",
+            ],
+        ),
+        (
+            "SynthesizeFunction",
+            vec![
+                "AnswerKeysSecretArn",
+                "DatabaseSecretArn",
+                "LlmApiKeySecretArn",
+            ],
+        ),
+        ("RenderCardFunction", vec!["DatabaseSecretArn"]),
+        ("SweeperFunction", vec!["DatabaseSecretArn"]),
+    ];
+    for (function, parameters) in expected {
+        let given = template.function_variable_names(function);
+        let exposed: Vec<_> = given
+            .iter()
+            .filter(|v| secret.contains(v.as_str()))
+            .collect();
+        assert!(
+            exposed.is_empty(),
+            "{function} is given {exposed:?} in its configuration"
+        );
+        let parameters: BTreeSet<String> = parameters.into_iter().map(str::to_owned).collect();
+        assert_eq!(
+            secret_parameters_of(&template, function),
+            parameters,
+            "{function}"
+        );
+        // Its role may read exactly those secrets.
+        let policies = format!("{:?}", template.resource_property(function, "Policies"));
+        let readable: BTreeSet<String> = platform::secrets::CONTRACT
+            .iter()
+            .filter(|(parameter, _)| policies.contains(&format!("\"{parameter}\"")))
+            .map(|(parameter, _)| parameter.to_string())
+            .collect();
+        assert_eq!(readable, parameters, "{function}'s role");
     }
 }
 

@@ -254,7 +254,7 @@ async fn a_panicking_record_does_not_fail_the_others_in_its_batch() {
 #[tokio::test]
 async fn the_sample_sqs_events_run_through_the_worker_handlers() {
     let app = spawn_app().await;
-    let saga = app.saga(&[]);
+    let saga = app.saga(&[]).await;
     let load = |name: &str| -> aws_lambda_events::sqs::SqsEvent {
         serde_json::from_str(&std::fs::read_to_string(integration_tests::repo_path(name)).unwrap())
             .unwrap()
