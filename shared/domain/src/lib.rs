@@ -4,5 +4,6 @@
 pub mod archetypes;
 pub mod periods;
 pub mod personas;
+pub mod quests;
 pub mod surveys;
 pub mod synthesis;
