@@ -266,7 +266,12 @@ mod tests {
     #[test]
     fn a_streak_grows_on_consecutive_days_and_restarts_after_a_missed_one() {
         let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
-        let last = |d, streak| Some(LastCheckIn { day: day(d), streak });
+        let last = |d, streak| {
+            Some(LastCheckIn {
+                day: day(d),
+                streak,
+            })
+        };
         assert_eq!(next_streak(None, day(1)), Some(1));
         assert_eq!(next_streak(last(1, 1), day(2)), Some(2));
         assert_eq!(next_streak(last(2, 6), day(3)), Some(7));
@@ -279,8 +284,14 @@ mod tests {
         let first = quest("first_survey");
         let early = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let late = Utc.with_ymd_and_hms(2031, 6, 1, 0, 0, 0).unwrap();
-        assert_eq!(first.claim_reference(DEFAULT_TIME_ZONE, early), "first_survey");
-        assert_eq!(first.claim_reference(DEFAULT_TIME_ZONE, late), "first_survey");
+        assert_eq!(
+            first.claim_reference(DEFAULT_TIME_ZONE, early),
+            "first_survey"
+        );
+        assert_eq!(
+            first.claim_reference(DEFAULT_TIME_ZONE, late),
+            "first_survey"
+        );
     }
 
     #[test]

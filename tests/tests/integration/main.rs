@@ -10,6 +10,7 @@ mod llm;
 mod log_privacy;
 mod migrations;
 mod openapi;
+mod quests;
 mod saga;
 mod surveys;
 mod template;
