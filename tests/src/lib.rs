@@ -523,6 +523,55 @@ impl TestApp {
             .expect("sending the request")
     }
 
+    /// Journey: the user opens the quest board (`GET /v1/quests`); returns its quests by id.
+    pub async fn quests(&self, owner: &Owner) -> BTreeMap<String, Value> {
+        let response = self.get_as(owner, "/v1/quests").await;
+        assert_eq!(response.status(), 200, "reading the quest board");
+        let board: Value = response.json().await.expect("a quest board");
+        board["quests"]
+            .as_array()
+            .expect("quests")
+            .iter()
+            .map(|quest| {
+                (
+                    quest["id"].as_str().expect("an id").to_owned(),
+                    quest.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Journey: the user claims quest `quest_id` (`POST /v1/quests/{id}/claim`).
+    pub async fn claim(&self, owner: &Owner, quest_id: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/quests/{quest_id}/claim")))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .expect("claiming a quest")
+    }
+
+    /// Journey: the user checks in for the day (`POST /v1/rewards/daily`).
+    pub async fn check_in(&self, owner: &Owner) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/rewards/daily"))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .expect("checking in")
+    }
+
+    /// The user's crystal balance as `GET /v1/me` shows it.
+    pub async fn balance(&self, owner: &Owner) -> i64 {
+        let me: Value = self
+            .get_as(owner, "/v1/me")
+            .await
+            .json()
+            .await
+            .expect("a profile");
+        me["crystal_balance"].as_i64().expect("a balance")
+    }
+
     pub fn config(&self) -> &HttpApiConfig {
         &self.state.config
     }

@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
-    personas, request_context, surveys, ApiError, AppState,
+    personas, quests, request_context, surveys, ApiError, AppState,
 };
 
 /// Where the router runs; decides whether the dev sign-in route exists.
@@ -49,7 +49,11 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(personas::persona_status))
         .routes(routes!(personas::my_persona, personas::update_persona))
         .routes(routes!(personas::retry_persona))
-        .routes(routes!(personas::render_card));
+        .routes(routes!(personas::render_card))
+        .routes(routes!(quests::board))
+        .routes(routes!(quests::claim))
+        .routes(routes!(quests::check_in))
+        .routes(routes!(quests::ledger));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),

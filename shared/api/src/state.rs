@@ -33,6 +33,7 @@ pub struct AppState {
     pub status: StatusStore,
     pub surveys: surveys::Surveys,
     pub personas: personas::Personas,
+    pub quests: quests::Quests,
     pub cards: personas::cards::CardLinks,
 }
 
@@ -75,6 +76,11 @@ impl AppState {
                 db: pool.clone(),
                 status: status.clone(),
                 publisher,
+            },
+            quests: quests::Quests {
+                db: pool.clone(),
+                clock: clock.clone(),
+                zone: config.quest_time_zone,
             },
             cards: personas::cards::CardLinks {
                 s3: aws.s3.clone(),

@@ -5,6 +5,7 @@ pub mod archetypes;
 pub mod moderation;
 pub mod periods;
 pub mod personas;
+pub mod quests;
 pub mod surveys;
 pub mod synthesis;
 pub mod text;

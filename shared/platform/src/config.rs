@@ -4,7 +4,7 @@
 //!
 //! | function | sections |
 //! |---|---|
-//! | `HttpApiFunction` | database, table, web, identity, surveys keys, cards bucket, publishes synthesize + render |
+//! | `HttpApiFunction` | database, table, web, identity, surveys keys, cards bucket, quest time zone, publishes synthesize + render |
 //! | `SynthesizeFunction` | database, table, its queue, answer keys, LLM, publishes render |
 //! | `RenderCardFunction` | database, table, its queue, cards bucket, frontend URL |
 //! | `SweeperFunction` | database, table, publishes and drains every queue |
@@ -231,6 +231,8 @@ pub struct HttpApiConfig {
     pub web: WebConfig,
     pub identity: IdentityConfig,
     pub answer_keys: Vec<NamedKey>,
+    /// `QUEST_TIME_ZONE`: where quest days and weeks begin.
+    pub quest_time_zone: chrono_tz::Tz,
 }
 
 /// `SynthesizeFunction`: saga step 1.
@@ -310,6 +312,7 @@ impl FunctionConfig for HttpApiConfig {
             web: WebConfig::read(env),
             identity: IdentityConfig::read(env),
             answer_keys: answer_keys(env),
+            quest_time_zone: quest_time_zone(env),
         }
     }
 }
@@ -467,6 +470,21 @@ mod tests {
             config.database.ca_pem.as_deref(),
             Some("-----BEGIN CERTIFICATE-----")
         );
+    }
+
+    #[test]
+    fn the_quest_time_zone_defaults_to_seoul_and_a_bad_zone_is_named() {
+        let mut env = complete();
+        let config = HttpApiConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(config.quest_time_zone, chrono_tz::Asia::Seoul);
+
+        env.insert("QUEST_TIME_ZONE", "Europe/Paris");
+        let config = HttpApiConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(config.quest_time_zone, chrono_tz::Europe::Paris);
+
+        env.insert("QUEST_TIME_ZONE", "Mars/Olympus");
+        let error = HttpApiConfig::from_lookup(lookup(&env)).unwrap_err();
+        assert!(error.problems.contains_key("QUEST_TIME_ZONE"));
     }
 
     #[test]

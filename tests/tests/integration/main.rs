@@ -11,6 +11,7 @@ mod log_privacy;
 mod migrations;
 mod openapi;
 mod privacy;
+mod quests;
 mod saga;
 mod surveys;
 mod template;

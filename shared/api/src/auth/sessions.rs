@@ -41,7 +41,7 @@ pub struct TokenResponse {
 pub struct Profile {
     #[serde(flatten)]
     pub user: UserView,
-    /// Memory Crystals: the sum of the user's ledger entries.
+    /// Memory Crystals: the balance projection of the user's ledger (always its sum).
     pub crystal_balance: i64,
 }
 
@@ -210,7 +210,7 @@ pub async fn profile(db: &Pool, user_id: Uuid) -> anyhow::Result<Option<Profile>
     let row = client
         .query_opt(
             "SELECT u.id, u.display_name, u.created_at,
-                    COALESCE((SELECT sum(amount) FROM crystal_ledger l WHERE l.user_id = u.id), 0)::bigint
+                    COALESCE((SELECT balance FROM crystal_balances b WHERE b.user_id = u.id), 0)
              FROM users u WHERE u.id = $1",
             &[&user_id],
         )
