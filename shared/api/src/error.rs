@@ -15,7 +15,10 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use platform::rate_limit::{LimitError, Limited};
+use platform::{
+    cursor::InvalidPage,
+    rate_limit::{LimitError, Limited},
+};
 
 use crate::request_context;
 
@@ -131,19 +134,6 @@ impl ApiError {
         Self::NotFound(Problem::new("not_found", message))
     }
 
-    /// 400 `invalid_cursor`: a list's `cursor` that no page of ours handed out.
-    pub fn invalid_cursor() -> Self {
-        Self::BadRequest(Problem::new("invalid_cursor", "The cursor is not valid."))
-    }
-
-    /// 400 `invalid_limit`: a list's `limit` outside 1 to 100.
-    pub fn invalid_limit() -> Self {
-        Self::BadRequest(Problem::new(
-            "invalid_limit",
-            "limit must be between 1 and 100.",
-        ))
-    }
-
     fn problem(&self) -> Problem {
         match self {
             Self::BadRequest(p)
@@ -221,6 +211,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// 400 `invalid_cursor` (a cursor no page of ours handed out) or `invalid_limit` (outside 1 to
+/// 100), for every cursor-paginated list.
+impl From<InvalidPage> for ApiError {
+    fn from(invalid: InvalidPage) -> Self {
+        Self::BadRequest(match invalid {
+            InvalidPage::Cursor => Problem::new("invalid_cursor", "The cursor is not valid."),
+            InvalidPage::Limit => Problem::new("invalid_limit", "limit must be between 1 and 100."),
+        })
     }
 }
 

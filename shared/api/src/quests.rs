@@ -128,8 +128,7 @@ impl From<QuestError> for ApiError {
                 Problem::new("already_checked_in", "You already checked in today.")
                     .with_details(serde_json::json!({ "next_check_in_at": next_check_in_at })),
             ),
-            QuestError::InvalidCursor => ApiError::invalid_cursor(),
-            QuestError::InvalidLimit => ApiError::invalid_limit(),
+            QuestError::InvalidPage(invalid) => invalid.into(),
             QuestError::Unexpected(error) => ApiError::Unexpected(error),
         }
     }

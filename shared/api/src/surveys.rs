@@ -141,8 +141,7 @@ impl From<SurveyError> for ApiError {
                 "already_answered",
                 "An answer from this device already reached this survey in the last 24 hours.",
             )),
-            SurveyError::InvalidCursor => ApiError::invalid_cursor(),
-            SurveyError::InvalidLimit => ApiError::invalid_limit(),
+            SurveyError::InvalidPage(invalid) => invalid.into(),
             SurveyError::RateLimited(limited) => limited.into(),
             SurveyError::Unexpected(error) => ApiError::Unexpected(error),
         }

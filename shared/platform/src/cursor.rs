@@ -56,6 +56,48 @@ impl Cursor {
     }
 }
 
+/// Why a list request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPage {
+    #[error("the cursor is not valid")]
+    Cursor,
+    #[error("the limit is not between 1 and {MAX_LIMIT}")]
+    Limit,
+}
+
+/// What a client asked of a list: where to start and how many (`?cursor=&limit=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Cursor,
+    pub limit: i64,
+}
+
+impl PageRequest {
+    /// Checks the query: `limit` 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]), `cursor` one of
+    /// ours (absent: the first page).
+    pub fn parse(cursor: Option<&str>, limit: Option<i64>) -> Result<Self, InvalidPage> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(InvalidPage::Limit);
+        }
+        let after = match cursor {
+            Some(text) => Cursor::decode(text).map_err(|_| InvalidPage::Cursor)?,
+            None => Cursor::start(),
+        };
+        Ok(Self { after, limit })
+    }
+
+    /// How many rows to fetch: one more than the page, to know whether another follows.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// The page of `fetched` (see [`PageRequest::fetch`]).
+    pub fn page<T>(&self, fetched: Vec<T>, position: impl Fn(&T) -> Cursor) -> Page<T> {
+        Page::from_overfetch(fetched, self.limit, position)
+    }
+}
+
 /// One page of a list and the cursor of the next, if any.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

@@ -19,7 +19,7 @@ use domain::{
 };
 use platform::{
     clock::Clock,
-    cursor::{Cursor, InvalidCursor, Page, DEFAULT_LIMIT, MAX_LIMIT},
+    cursor::{Cursor, InvalidPage, Page, PageRequest},
 };
 use uuid::Uuid;
 
@@ -40,18 +40,10 @@ pub enum QuestError {
     },
     #[error("already checked in today")]
     AlreadyCheckedIn { next_check_in_at: DateTime<Utc> },
-    #[error("invalid cursor")]
-    InvalidCursor,
-    #[error("invalid limit")]
-    InvalidLimit,
+    #[error(transparent)]
+    InvalidPage(#[from] InvalidPage),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-impl From<InvalidCursor> for QuestError {
-    fn from(_: InvalidCursor) -> Self {
-        Self::InvalidCursor
-    }
 }
 
 /// A quest as it stands for one user in the current period.
@@ -197,17 +189,10 @@ impl Quests {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<Entry>, QuestError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(QuestError::InvalidLimit);
-        }
-        let after = cursor
-            .map(Cursor::decode)
-            .transpose()?
-            .unwrap_or_else(Cursor::start);
+        let request = PageRequest::parse(cursor, limit)?;
         let client = self.db.get().await.context("connecting to PostgreSQL")?;
-        let entries = repo::entries(&client, user_id, after, limit + 1).await?;
-        Ok(Page::from_overfetch(entries, limit, |entry| Cursor {
+        let entries = repo::entries(&client, user_id, request.after, request.fetch()).await?;
+        Ok(request.page(entries, |entry| Cursor {
             at: entry.created_at,
             id: entry.id,
         }))

@@ -25,7 +25,7 @@ use domain::{
 use platform::{
     clock::Clock,
     crypto::AnswerCipher,
-    cursor::{Cursor, InvalidCursor, Page, DEFAULT_LIMIT, MAX_LIMIT},
+    cursor::{Cursor, InvalidPage, Page, PageRequest},
     outbox::Publisher,
     rate_limit::{self, LimitError, Limited, RateLimiter},
     status::StatusStore,
@@ -57,10 +57,8 @@ pub enum SurveyError {
     InvalidAnswers(BTreeMap<String, String>),
     #[error("already answered from this device")]
     AlreadyAnswered,
-    #[error("invalid cursor")]
-    InvalidCursor,
-    #[error("invalid limit")]
-    InvalidLimit,
+    #[error(transparent)]
+    InvalidPage(#[from] InvalidPage),
     #[error(transparent)]
     RateLimited(#[from] Limited),
     #[error(transparent)]
@@ -73,12 +71,6 @@ impl From<LimitError> for SurveyError {
             LimitError::Limited(limited) => Self::RateLimited(limited),
             LimitError::Unexpected(error) => Self::Unexpected(error),
         }
-    }
-}
-
-impl From<InvalidCursor> for SurveyError {
-    fn from(_: InvalidCursor) -> Self {
-        Self::InvalidCursor
     }
 }
 
@@ -167,16 +159,9 @@ impl Surveys {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> Result<Page<Survey>, SurveyError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(SurveyError::InvalidLimit);
-        }
-        let after = cursor
-            .map(Cursor::decode)
-            .transpose()?
-            .unwrap_or_else(Cursor::start);
-        let surveys = repo::list_mine(&self.db, owner_id, after, limit + 1).await?;
-        Ok(Page::from_overfetch(surveys, limit, |survey| Cursor {
+        let request = PageRequest::parse(cursor, limit)?;
+        let surveys = repo::list_mine(&self.db, owner_id, request.after, request.fetch()).await?;
+        Ok(request.page(surveys, |survey| Cursor {
             at: survey.created_at,
             id: survey.id,
         }))
