@@ -261,3 +261,58 @@ async fn every_function_reads_its_own_secrets_from_secrets_manager_at_cold_start
     assert!(read.contains_key("DATABASE_URL"));
     assert!(!read.contains_key("JWT_SIGNING_KEYS"));
 }
+
+#[tokio::test]
+async fn no_secret_prompt_or_answer_text_reaches_any_log_line() {
+    let app = spawn_app().await;
+    let _workers = app.start_workers(app.saga(&[]).await);
+    let canary = "canary-words-5e1f7a";
+    let owner = app.owner("canary-saga@example.com").await;
+    let survey = app.survey(&owner).await;
+    for friend in 0..3u8 {
+        let response = app
+            .submit(
+                &app.client_from(60 + friend),
+                &survey,
+                json!({"answers": answers_with_words(&format!("{canary} {friend}"))}),
+                Some(&format!("canary-{friend}")),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+    app.wait_for_state(&owner.token, "ready", Duration::from_secs(60))
+        .await;
+
+    let prompt: String = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT system_prompt FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let arns: Vec<String> = [
+        "DatabaseSecretArn",
+        "IdentitySecretArn",
+        "AnswerKeysSecretArn",
+    ]
+    .into_iter()
+    .map(|parameter| app.resource(parameter).arn.clone())
+    .collect();
+    let secrets = platform::secrets::fetch(&app.aws.secrets, &arns)
+        .await
+        .unwrap();
+    let logs = captured_logs();
+    assert!(!logs.contains(canary), "an answer reached the logs");
+    assert!(
+        !logs.contains(&prompt[..60]),
+        "the system prompt reached the logs"
+    );
+    for (name, value) in &secrets {
+        let material = value.split_once(':').map_or(value.as_str(), |(_, key)| key);
+        assert!(!logs.contains(material), "{name} reached the logs");
+    }
+    assert!(logs.contains("secrets read"), "the fetch itself is logged");
+}
