@@ -27,6 +27,7 @@ use crate::error::ErrorBody;
         (name = "auth", description = "Sign-in, tokens and the profile"),
         (name = "surveys", description = "Surveys and anonymous answers"),
         (name = "personas", description = "The persona saga: synthesis, status, cards"),
+        (name = "social", description = "Public personas, the share page and card, shares, compatibility"),
     )
 )]
 pub struct ApiDoc;

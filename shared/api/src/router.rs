@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
-    personas, request_context, surveys, ApiError, AppState,
+    personas, request_context, social, surveys, ApiError, AppState,
 };
 
 /// Where the router runs; decides whether the dev sign-in route exists.
@@ -49,7 +49,12 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(personas::persona_status))
         .routes(routes!(personas::my_persona, personas::update_persona))
         .routes(routes!(personas::retry_persona))
-        .routes(routes!(personas::render_card));
+        .routes(routes!(personas::render_card))
+        .routes(routes!(social::public_persona))
+        .routes(routes!(social::share_page))
+        .routes(routes!(social::share_card))
+        .routes(routes!(social::record_share))
+        .routes(routes!(social::compatibility));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),

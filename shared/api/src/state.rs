@@ -1,5 +1,5 @@
 //! What every handler can reach, built once per cold start: the configuration, the feature
-//! services (surveys, personas) and the guards' handles.
+//! services (surveys, personas, social) and the guards' handles.
 
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ pub struct AppState {
     pub surveys: surveys::Surveys,
     pub personas: personas::Personas,
     pub cards: personas::cards::CardLinks,
+    pub social: social::Social,
 }
 
 impl AppState {
@@ -58,6 +59,10 @@ impl AppState {
             table: table.clone(),
             clock: clock.clone(),
         };
+        let cards = personas::cards::CardLinks {
+            s3: aws.s3.clone(),
+            bucket: config.cards_bucket.clone(),
+        };
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
@@ -76,9 +81,12 @@ impl AppState {
                 status: status.clone(),
                 publisher,
             },
-            cards: personas::cards::CardLinks {
-                s3: aws.s3.clone(),
-                bucket: config.cards_bucket.clone(),
+            cards: cards.clone(),
+            social: social::Social {
+                db: pool.clone(),
+                clock: clock.clone(),
+                limits: limits.clone(),
+                cards,
             },
             tokens: Arc::new(AccessTokens::new(&config.identity, clock.clone())),
             google: Arc::new(GoogleVerifier::new(

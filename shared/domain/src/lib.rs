@@ -2,7 +2,9 @@
 //! answer validation live here so every entry point (HTTP, workers, tests) shares one truth.
 
 pub mod archetypes;
+pub mod compatibility;
 pub mod periods;
 pub mod personas;
+pub mod shares;
 pub mod surveys;
 pub mod synthesis;

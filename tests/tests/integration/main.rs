@@ -11,6 +11,7 @@ mod log_privacy;
 mod migrations;
 mod openapi;
 mod saga;
+mod social;
 mod surveys;
 mod template;
 mod worker_batches;
