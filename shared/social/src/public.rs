@@ -26,6 +26,9 @@ pub struct PublicPersona {
     pub stats: Stats,
     pub traits: Vec<String>,
     pub greeting: String,
+    /// The card theme the owner chose (`default`, `dark`, `neon`, `pastel`); the share page
+    /// wears it too.
+    pub theme: String,
     /// The 1200x630 link card.
     pub card: StoredCard,
 }
@@ -49,6 +52,7 @@ impl PublicPersona {
             stats,
             traits: row.traits,
             greeting: row.greeting.unwrap_or_default(),
+            theme: row.theme,
             card,
         })
     }

@@ -49,7 +49,8 @@ struct SharePage<'a> {
     name: &'a str,
     archetype: &'a str,
     archetype_about: &'a str,
-    archetype_class: &'a str,
+    theme_class: &'a str,
+    theme_color: &'a str,
     greeting: &'a str,
     traits: &'a [String],
     title: String,
@@ -68,6 +69,7 @@ struct SharePage<'a> {
 #[template(path = "share_not_found.html")]
 struct NotFoundPage<'a> {
     style: &'a str,
+    theme_color: &'a str,
     frontend_url: &'a str,
 }
 
@@ -91,6 +93,7 @@ fn truncated(text: &str, max_chars: usize) -> String {
 /// The page of a public persona (200).
 pub fn share(frontend_url: &str, persona: &PublicPersona) -> Result<Response, ApiError> {
     let archetype = persona.archetype.name();
+    let theme = cards::Theme::parse(&persona.theme).unwrap_or(cards::Theme::Default);
     let canonical_url = page_url(frontend_url, persona.id);
     let description = if persona.greeting.is_empty() {
         persona.archetype.description().to_owned()
@@ -102,7 +105,8 @@ pub fn share(frontend_url: &str, persona: &PublicPersona) -> Result<Response, Ap
         name: &persona.name,
         archetype,
         archetype_about: persona.archetype.description(),
-        archetype_class: &archetype.to_lowercase(),
+        theme_class: theme.name(),
+        theme_color: theme.palette().background_from,
         greeting: &persona.greeting,
         traits: &persona.traits,
         title: format!("{}, the {archetype} · Re:MirAI", persona.name),
@@ -127,6 +131,7 @@ pub fn share(frontend_url: &str, persona: &PublicPersona) -> Result<Response, Ap
 pub fn not_found(frontend_url: &str) -> Result<Response, ApiError> {
     let page = NotFoundPage {
         style: STYLE,
+        theme_color: cards::Theme::Default.palette().background_from,
         frontend_url,
     };
     let html = page.render().map_err(anyhow::Error::from)?;
@@ -164,14 +169,71 @@ mod tests {
         assert_eq!(truncated("short", DESCRIPTION_CHARS), "short");
     }
 
-    #[test]
-    fn the_policy_pins_the_inline_stylesheet_by_hash() {
-        let policy = CONTENT_SECURITY_POLICY.to_str().unwrap();
-        assert!(policy.contains("style-src 'sha256-"), "{policy}");
-        assert!(!policy.contains("unsafe-inline"));
-        assert!(
-            !policy.contains("script-src"),
-            "scripts fall back to default-src 'none'"
-        );
+    fn persona() -> PublicPersona {
+        PublicPersona {
+            id: uuid::Uuid::nil(),
+            version: 1,
+            name: "Mira".into(),
+            archetype: domain::archetypes::Archetype::Genki,
+            stats: domain::synthesis::Stats {
+                charisma: 70,
+                intellect: 50,
+                kindness: 60,
+                energy: 90,
+            },
+            traits: vec!["Bright".into()],
+            greeting: "Hi!".into(),
+            theme: "neon".into(),
+            card: personas::StoredCard {
+                size: "link".into(),
+                key: "cards/x/abc.png".into(),
+                width: 1200,
+                height: 630,
+            },
+        }
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_policy_pins_exactly_the_stylesheet_each_page_inlines() {
+        let pages = [
+            share("https://remirai.app", &persona()).unwrap(),
+            not_found("https://remirai.app").unwrap(),
+        ];
+        for page in pages {
+            let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let html = body(page).await;
+            let style = html
+                .split_once("<style>")
+                .and_then(|(_, rest)| rest.split_once("</style>"))
+                .map(|(style, _)| style)
+                .unwrap();
+            let hash = base64::engine::general_purpose::STANDARD
+                .encode(digest::digest(&digest::SHA256, style.as_bytes()));
+            assert!(
+                policy.contains(&format!("style-src 'sha256-{hash}'")),
+                "{policy}"
+            );
+            assert!(!policy.contains("unsafe-inline"));
+            assert!(
+                !policy.contains("script-src"),
+                "scripts fall back to default-src 'none'"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_page_wears_the_card_theme() {
+        let html = body(share("https://remirai.app", &persona()).unwrap()).await;
+        assert!(html.contains(r#"<body class="neon">"#));
     }
 }
