@@ -60,7 +60,7 @@ pub struct PersonaRow {
 pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_version, response_count, name, \
     archetype, traits, greeting, charisma, intellect, kindness, energy, synthesized_by, theme, cards, \
     render_generation, \
-    EXISTS (SELECT 1 FROM persona_visibility v WHERE v.owner_id = personas.owner_id AND v.is_public) AS is_public, \
+    persona_is_public(owner_id) AS is_public, \
     bond_level, failed_step, error_code, error_retryable, \
     synthesize_attempts, render_attempts, synthesize_started_at, synthesize_finished_at, \
     render_started_at, render_finished_at, created_at";

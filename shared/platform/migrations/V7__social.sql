@@ -10,6 +10,13 @@ CREATE TABLE persona_visibility (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Whether an owner's persona is public; persona queries select it for every version
+-- (`persona_is_public(owner_id)`, which works whatever alias the query gives `personas`).
+CREATE FUNCTION persona_is_public(p_owner uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM persona_visibility WHERE owner_id = p_owner AND is_public)
+$$;
+
 -- Carry over what owners chose under the per-version flag. The owner's last choice is the flag
 -- of their newest version with cards (PATCH always wrote that one); an older version left
 -- public by the old behaviour does not make the persona public.

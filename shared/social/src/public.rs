@@ -100,8 +100,7 @@ pub(crate) async fn newest_public(
                 "SELECT {} FROM personas
                  WHERE owner_id = (SELECT owner_id FROM personas WHERE id = $1)
                    AND cards IS NOT NULL
-                   AND EXISTS (SELECT 1 FROM persona_visibility v
-                               WHERE v.owner_id = personas.owner_id AND v.is_public)
+                   AND persona_is_public(owner_id)
                  ORDER BY version DESC LIMIT 1",
                 rows::COLUMNS
             ),
