@@ -397,6 +397,88 @@ impl TestApp {
         Owner { token, id }
     }
 
+    /// `PATCH /v1/personas/me {is_public}` as `owner`; returns the persona.
+    pub async fn set_public(&self, owner: &Owner, is_public: bool) -> Value {
+        let response = self
+            .http
+            .patch(self.url("/v1/personas/me"))
+            .bearer_auth(&owner.token)
+            .json(&json!({ "is_public": is_public }))
+            .send()
+            .await
+            .expect("sending the visibility change");
+        assert_eq!(response.status(), 200, "changing the visibility");
+        response.json().await.expect("a persona")
+    }
+
+    /// Journey: the owner publishes their persona (every version); returns the persona.
+    pub async fn publish(&self, owner: &Owner) -> Value {
+        self.set_public(owner, true).await
+    }
+
+    /// Journey: the owner unpublishes their persona (every version at once).
+    pub async fn unpublish(&self, owner: &Owner) -> Value {
+        self.set_public(owner, false).await
+    }
+
+    /// The owner's persona (`GET /v1/personas/me`), which must exist.
+    pub async fn persona(&self, owner: &Owner) -> Value {
+        let response = self.get_as(owner, "/v1/personas/me").await;
+        assert_eq!(response.status(), 200, "reading the persona");
+        response.json().await.expect("a persona")
+    }
+
+    /// Journey: three more friends (numbers 3 to 5) answer the owner's survey, the owner asks
+    /// for a new version and it becomes ready. The workers must be running. Returns the new
+    /// persona.
+    pub async fn next_persona_version(&self, owner: &Owner) -> Value {
+        let before = self.persona(owner).await["version"]
+            .as_i64()
+            .expect("a version");
+        let surveys: Value = self
+            .get_as(owner, "/v1/surveys/mine")
+            .await
+            .json()
+            .await
+            .expect("the surveys");
+        let survey_id = surveys["items"][0]["id"].as_str().expect("a survey id");
+        for friend in 3..6 {
+            self.answer(survey_id, friend).await;
+        }
+        let response = self
+            .post_as(owner, "/v1/personas/me/synthesize", json!({}))
+            .await;
+        assert_eq!(response.status(), 202, "asking for a new version");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = self
+                .wait_for_state(&owner.token, "ready", std::time::Duration::from_secs(60))
+                .await;
+            if status["version"].as_i64() > Some(before) {
+                return self.persona(owner).await;
+            }
+            assert!(std::time::Instant::now() < deadline, "no new version");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sets the name, greeting and traits of every version of the owner's persona to `text`,
+    /// straight in the database, as a hostile model output could (for escaping tests).
+    pub async fn set_persona_text(&self, owner: &Owner, text: &str) {
+        let owner_id: uuid::Uuid = owner.id.parse().expect("a user id");
+        self.state
+            .db
+            .get()
+            .await
+            .expect("a connection")
+            .execute(
+                "UPDATE personas SET name = $2, greeting = $2, traits = jsonb_build_array($2::text) WHERE owner_id = $1",
+                &[&owner_id, &text],
+            )
+            .await
+            .expect("setting the persona's text");
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))

@@ -28,6 +28,7 @@ use crate::error::ErrorBody;
         (name = "surveys", description = "Surveys and anonymous answers"),
         (name = "personas", description = "The persona saga: synthesis, status, cards"),
         (name = "quests", description = "Quests, the daily check-in and the crystal ledger"),
+        (name = "social", description = "Public personas, the share page and card, shares, compatibility"),
     )
 )]
 pub struct ApiDoc;

@@ -60,6 +60,7 @@ pub struct PersonaView {
     pub greeting: String,
     pub bond_level: i32,
     pub card: Option<CardView>,
+    /// Whether the persona as a whole (every version) is public.
     pub is_public: bool,
     /// `rule_based` (offline), `rule_based_fallback` (the LLM kept failing) or `llm:<model>`.
     pub synthesized_by: String,
@@ -346,7 +347,8 @@ pub async fn render_card(
     .map(poll_after)
 }
 
-/// Publishes or unpublishes the persona (its public page and compatibility).
+/// Publishes or unpublishes the persona as a whole: every version at once, and later versions
+/// too (its public route, share page, card image and compatibility).
 #[utoipa::path(
     patch,
     path = "/v1/personas/me",

@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth, health,
     openapi::{self, ApiDoc, OpenApiJson},
-    personas, quests, request_context, surveys, ApiError, AppState,
+    personas, quests, request_context, social, surveys, ApiError, AppState,
 };
 
 /// Where the router runs; decides whether the dev sign-in route exists.
@@ -53,7 +53,12 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(quests::board))
         .routes(routes!(quests::claim))
         .routes(routes!(quests::check_in))
-        .routes(routes!(quests::ledger));
+        .routes(routes!(quests::ledger))
+        .routes(routes!(social::public_persona))
+        .routes(routes!(social::share_page))
+        .routes(routes!(social::share_card))
+        .routes(routes!(social::record_share))
+        .routes(routes!(social::compatibility));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),

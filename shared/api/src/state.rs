@@ -1,5 +1,5 @@
 //! What every handler can reach, built once per cold start: the configuration, the feature
-//! services (surveys, personas) and the guards' handles.
+//! services (surveys, personas, social) and the guards' handles.
 
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ pub struct AppState {
     pub personas: personas::Personas,
     pub quests: quests::Quests,
     pub cards: personas::cards::CardLinks,
+    pub social: social::Social,
 }
 
 impl AppState {
@@ -59,6 +60,10 @@ impl AppState {
             table: table.clone(),
             clock: clock.clone(),
         };
+        let cards = personas::cards::CardLinks {
+            s3: aws.s3.clone(),
+            bucket: config.cards_bucket.clone(),
+        };
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
@@ -82,9 +87,12 @@ impl AppState {
                 clock: clock.clone(),
                 zone: config.quest_time_zone,
             },
-            cards: personas::cards::CardLinks {
-                s3: aws.s3.clone(),
-                bucket: config.cards_bucket.clone(),
+            cards: cards.clone(),
+            social: social::Social {
+                db: pool.clone(),
+                clock: clock.clone(),
+                limits: limits.clone(),
+                cards,
             },
             tokens: Arc::new(AccessTokens::new(&config.identity, clock.clone())),
             google: Arc::new(GoogleVerifier::new(

@@ -206,7 +206,8 @@ impl Personas {
         Ok(Some(moved))
     }
 
-    /// Publishes or unpublishes the owner's newest ready persona.
+    /// Publishes or unpublishes the owner's persona as a whole: every version at once, and
+    /// every later version too. Needs a persona with cards. Returns the newest one.
     pub async fn set_public(
         &self,
         owner_id: Uuid,
@@ -216,16 +217,14 @@ impl Personas {
         let ready = rows::latest_with_cards(&client, owner_id)
             .await?
             .ok_or(PersonaError::NoPersona)?;
-        let row = client
-            .query_one(
-                &format!(
-                    "UPDATE personas SET is_public = $2 WHERE id = $1 RETURNING {}",
-                    rows::COLUMNS
-                ),
-                &[&ready.id, &is_public],
+        client
+            .execute(
+                "INSERT INTO persona_visibility (owner_id, is_public, updated_at) VALUES ($1, $2, now())
+                 ON CONFLICT (owner_id) DO UPDATE SET is_public = EXCLUDED.is_public, updated_at = EXCLUDED.updated_at",
+                &[&owner_id, &is_public],
             )
             .await
             .context("publishing the persona")?;
-        Ok(rows::from_row(&row))
+        Ok(PersonaRow { is_public, ..ready })
     }
 }

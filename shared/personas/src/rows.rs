@@ -40,6 +40,7 @@ pub struct PersonaRow {
     pub theme: String,
     pub cards: Vec<StoredCard>,
     pub render_generation: i32,
+    /// Whether the owner's persona (every version at once) is public.
     pub is_public: bool,
     pub bond_level: i32,
     pub failed_step: Option<String>,
@@ -56,9 +57,13 @@ pub struct PersonaRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns [`from_row`] reads. `is_public` is the owner's choice for their persona as a
+/// whole (`persona_visibility`), the same for every version; the old per-version column is unused.
 pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_version, response_count, name, \
     archetype, traits, greeting, charisma, intellect, kindness, energy, synthesized_by, theme, cards, \
-    render_generation, is_public, bond_level, failed_step, error_code, error_retryable, \
+    render_generation, \
+    persona_is_public(owner_id) AS is_public, \
+    bond_level, failed_step, error_code, error_retryable, \
     synthesize_attempts, render_attempts, synthesize_started_at, synthesize_finished_at, \
     render_started_at, render_finished_at, created_at, synthesize_generation";
 

@@ -39,6 +39,14 @@ pub const ANSWER_SUBMIT: Policy = Policy {
     window: Duration::from_secs(60),
 };
 
+/// Share reports: 30 per minute per user. A person shares a handful of times; more is a script
+/// filling the table.
+pub const SHARE_RECORD: Policy = Policy {
+    name: "share-record",
+    limit: 30,
+    window: Duration::from_secs(60),
+};
+
 /// Over the limit: try again after `retry_after_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("rate limited for {retry_after_secs} s")]

@@ -13,6 +13,7 @@ mod openapi;
 mod privacy;
 mod quests;
 mod saga;
+mod social;
 mod surveys;
 mod template;
 mod worker_batches;
