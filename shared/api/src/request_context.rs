@@ -64,13 +64,26 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .scope(request_id.clone(), next.run(request))
         .instrument(span.clone())
         .await;
+    let latency = started.elapsed();
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = platform::metrics::millis(latency),
             "request finished"
         );
     });
+    // Responses by status class (the 5xx rate alarm) and latency; one Lambda invocation is one
+    // request, so the metrics are written now.
+    let class = match response.status().as_u16() {
+        500.. => "5xx",
+        400..=499 => "4xx",
+        300..=399 => "3xx",
+        _ => "2xx",
+    };
+    platform::metrics::counter!("api_responses", "status_class" => class).increment(1);
+    platform::metrics::histogram!("api_latency_ms", "status_class" => class)
+        .record(platform::metrics::millis(latency));
+    platform::metrics::invocation_done();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -380,6 +380,14 @@ async fn launch(
         for poller in pollers {
             tasks.spawn(poller.run(sqs.clone(), shutdown.clone()));
         }
+        // Lambda writes its metrics after each invocation; one long-lived process, every minute.
+        let metrics_stop = shutdown.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = metrics_stop.cancelled() => {}
+                _ = platform::metrics::flush_every(std::time::Duration::from_secs(60)) => {}
+            }
+        });
         tasks.spawn(sweeper_loop(
             saga.clone(),
             saga::sweeper::SweepSettings {

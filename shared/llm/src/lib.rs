@@ -71,7 +71,12 @@ impl Provider {
                 text: rule_based(brief),
                 synthesized_by: RULE_BASED.to_owned(),
             }),
-            Provider::OpenAiCompatible(client) => client.write(brief, attempt).await,
+            Provider::OpenAiCompatible(client) => {
+                let started = std::time::Instant::now();
+                let written = client.write(brief, attempt).await;
+                record_call("persona", started.elapsed(), written.as_ref().err());
+                written
+            }
         }
     }
 }
@@ -150,6 +155,19 @@ impl OpenAiCompatible {
             synthesized_by: format!("llm:{model}"),
         })
     }
+}
+
+/// LLM latency and errors by class, as metrics (dimensions: the operation and the outcome).
+pub fn record_call(operation: &'static str, latency: Duration, error: Option<&LlmError>) {
+    let outcome = match error {
+        None => "ok",
+        Some(LlmError::Transient(_)) => "transient",
+        Some(LlmError::Permanent(_)) => "permanent",
+        Some(LlmError::Unauthorized(_)) => "unauthorized",
+    };
+    metrics::histogram!("llm_latency_ms", "operation" => operation, "outcome" => outcome)
+        .record(latency.as_secs_f64() * 1000.0);
+    metrics::counter!("llm_calls", "operation" => operation, "outcome" => outcome).increment(1);
 }
 
 fn classify_status(status: u16, payload: &Value) -> LlmError {

@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod db;
 pub mod env;
 pub mod events;
+pub mod metrics;
 pub mod outbox;
 pub mod rate_limit;
 pub mod secrets;

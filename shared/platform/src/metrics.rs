@@ -20,18 +20,25 @@ pub const NAMESPACE: &str = "ReMirAI";
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 
 /// Installs the global recorder (once per process; later calls do nothing). Inside Lambda the
-/// metrics are written after each invocation ([`invocation_done`]); elsewhere (the local stack)
-/// every 10 s.
+/// metrics are written after each invocation ([`invocation_done`]); the local stack writes them
+/// on an interval ([`flush_every`]).
 pub fn init() {
     COLLECTOR.get_or_init(|| {
-        let builder = metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(NAMESPACE);
-        let builder = if in_lambda() || tokio::runtime::Handle::try_current().is_err() {
-            builder
-        } else {
-            builder.with_auto_flush_interval(Duration::from_secs(10))
-        };
-        builder.init().ok()
+        metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace(NAMESPACE)
+            .init()
+            .ok()
     });
+}
+
+/// Writes the metrics to stdout every `interval`, for a long-running process (the local stack).
+pub async fn flush_every(interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(error) = flush_into(std::io::stdout().lock()) {
+            tracing::warn!(error = %error, "could not write metrics");
+        }
+    }
 }
 
 fn in_lambda() -> bool {

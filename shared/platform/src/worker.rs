@@ -74,8 +74,11 @@ pub struct Message<T> {
 }
 
 /// What the helper needs from the queue besides the event: delaying a retry and parking a
-/// message that can never succeed.
+/// message that can never succeed, and the step's name (a metric dimension).
 pub trait QueueOps: Send + Sync {
+    /// The step this queue feeds (`synthesize`, `render_card`, …).
+    fn step(&self) -> &'static str;
+
     fn retry_later(
         &self,
         receipt_handle: &str,
@@ -92,12 +95,17 @@ pub trait QueueOps: Send + Sync {
 /// [`QueueOps`] on real SQS queues.
 #[derive(Clone, Debug)]
 pub struct SqsQueueOps {
+    pub step: &'static str,
     pub client: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dead_letter_queue_url: String,
 }
 
 impl QueueOps for SqsQueueOps {
+    fn step(&self) -> &'static str {
+        self.step
+    }
+
     async fn retry_later(&self, receipt_handle: &str, after: Duration) -> anyhow::Result<()> {
         // 12 hours is SQS's ceiling for a message's visibility timeout.
         // Rounded up: a sub-second backoff must not collapse to "at once".
@@ -180,6 +188,7 @@ where
         .await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
+    crate::metrics::invocation_done();
     response
 }
 
@@ -190,6 +199,46 @@ async fn process_record<T, F, Fut>(
     queue: &impl QueueOps,
     step: &F,
 ) -> bool
+where
+    T: DeserializeOwned,
+    F: Fn(Message<T>) -> Fut,
+    Fut: Future<Output = Result<(), StepError>>,
+{
+    let started = std::time::Instant::now();
+    let handled = run_record(record, id, queue, step).await;
+    let outcome = match handled {
+        Handled::Done => "done",
+        Handled::Retry => "retry",
+        Handled::DeadLettered => "dead_lettered",
+        Handled::Panicked => "panicked",
+    };
+    let step_name = queue.step();
+    metrics::histogram!("step_duration_ms", "step" => step_name, "outcome" => outcome)
+        .record(crate::metrics::millis(started.elapsed()));
+    metrics::counter!("step_outcomes", "step" => step_name, "outcome" => outcome).increment(1);
+    if matches!(handled, Handled::DeadLettered) {
+        metrics::counter!("dead_letters", "step" => step_name, "source" => "worker").increment(1);
+    }
+    matches!(handled, Handled::Retry | Handled::Panicked)
+}
+
+/// What became of one record.
+enum Handled {
+    Done,
+    /// Reported as failed: SQS delivers it again.
+    Retry,
+    /// Moved to the dead-letter queue and acknowledged.
+    DeadLettered,
+    /// The step panicked; reported as failed.
+    Panicked,
+}
+
+async fn run_record<T, F, Fut>(
+    record: &SqsMessage,
+    id: &str,
+    queue: &impl QueueOps,
+    step: &F,
+) -> Handled
 where
     T: DeserializeOwned,
     F: Fn(Message<T>) -> Fut,
@@ -222,7 +271,7 @@ where
                 Ok(outcome) => outcome,
                 Err(_) => {
                     error!(receive_count, "step panicked; the message will be retried");
-                    return true;
+                    return Handled::Panicked;
                 }
             }
         }
@@ -230,7 +279,7 @@ where
     match outcome {
         Ok(()) => {
             info!(receive_count, outcome = "done", "step finished");
-            false
+            Handled::Done
         }
         Err(StepError::Retryable { error, after }) => {
             warn!(
@@ -246,7 +295,7 @@ where
                     );
                 }
             }
-            true
+            Handled::Retry
         }
         Err(StepError::Permanent { reason }) => match queue.dead_letter(record, &reason).await {
             Ok(()) => {
@@ -254,7 +303,7 @@ where
                     receive_count,
                     reason, "permanent failure; moved to the dead-letter queue"
                 );
-                false
+                Handled::DeadLettered
             }
             Err(error) => {
                 error!(
@@ -262,7 +311,7 @@ where
                     error = crate::telemetry::describe(&error),
                     "could not dead-letter; will retry"
                 );
-                true
+                Handled::Retry
             }
         },
     }
@@ -283,6 +332,10 @@ mod tests {
     }
 
     impl QueueOps for RecordingQueue {
+        fn step(&self) -> &'static str {
+            "test"
+        }
+
         async fn retry_later(&self, receipt_handle: &str, after: Duration) -> anyhow::Result<()> {
             self.delayed
                 .lock()

@@ -44,8 +44,9 @@ fn personas(
 }
 
 /// Queue operations (delayed retries, dead-lettering) on a worker's own queue.
-fn queue_ops(queue: &WorkerQueue, aws: &AwsClients) -> SqsQueueOps {
+fn queue_ops(step: &'static str, queue: &WorkerQueue, aws: &AwsClients) -> SqsQueueOps {
     SqsQueueOps {
+        step,
         client: aws.sqs.clone(),
         queue_url: queue.url.clone(),
         dead_letter_queue_url: queue.dead_letter_url.clone(),

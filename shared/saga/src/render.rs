@@ -53,7 +53,7 @@ impl RenderWorker {
             cards_bucket: config.cards_bucket,
             frontend_url: config.frontend_url,
             renderer: Arc::new(OnceLock::new()),
-            queue: crate::queue_ops(&config.queue, aws),
+            queue: crate::queue_ops("render_card", &config.queue, aws),
             faults: Faults::none(),
         })
     }

@@ -96,6 +96,7 @@ impl Sweeper {
             dead_lettered += self.drain_dead_letters(queue_url, step_of(*queue)).await?;
         }
         let (pruned_refresh_tokens, pruned_outbox_rows) = self.prune().await?;
+        self.measure_outbox().await?;
         let report = SweepReport {
             republished,
             redriven,
@@ -104,7 +105,25 @@ impl Sweeper {
             pruned_outbox_rows,
         };
         info!(?report, "sweep finished");
+        platform::metrics::invocation_done();
         Ok(report)
+    }
+
+    /// The outbox backlog: unsent rows and the age of the oldest (0 when none). A growing age
+    /// means publishing is failing (SQS down, or a queue this function cannot reach).
+    async fn measure_outbox(&self) -> anyhow::Result<()> {
+        let client = self.personas.connection().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+                 FROM outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .context("measuring the outbox backlog")?;
+        platform::metrics::gauge!("outbox_backlog").set(row.get::<_, i64>(0) as f64);
+        platform::metrics::gauge!("outbox_oldest_age_s").set(row.get::<_, f64>(1));
+        Ok(())
     }
 
     async fn prune(&self) -> anyhow::Result<(u64, u64)> {
@@ -220,7 +239,11 @@ impl Sweeper {
         Ok(redriven)
     }
 
-    async fn drain_dead_letters(&self, queue_url: &str, step: &str) -> anyhow::Result<usize> {
+    async fn drain_dead_letters(
+        &self,
+        queue_url: &str,
+        step: &'static str,
+    ) -> anyhow::Result<usize> {
         let mut handled = 0;
         for _ in 0..10 {
             let messages = self
@@ -238,6 +261,12 @@ impl Sweeper {
             if messages.is_empty() {
                 break;
             }
+            // Every message that reached a dead-letter queue, whether SQS moved it there after
+            // its last receive or a worker parked it: SQS's own NumberOfMessagesSent does not
+            // count redriven messages, and this sweep may empty the queue before
+            // ApproximateNumberOfMessagesVisible is sampled, so the alarms watch this metric.
+            platform::metrics::counter!("dead_letters", "step" => step, "source" => "queue")
+                .increment(messages.len() as u64);
             for message in messages {
                 let body = message
                     .body

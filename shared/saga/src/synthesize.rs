@@ -81,7 +81,7 @@ impl SynthesizeWorker {
             )?,
             cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
             llm,
-            queue: crate::queue_ops(&config.queue, aws),
+            queue: crate::queue_ops("synthesize", &config.queue, aws),
             retry_base: config.llm.retry_base,
             reentry_after: REENTRY_AFTER,
             faults: Faults::none(),
@@ -222,6 +222,8 @@ impl SynthesizeWorker {
                     // Most likely an instruction hidden in a friend's answer that the model
                     // obeyed: publish the labelled rule-based text instead.
                     warn!(persona_id = %id, reason = refused.0, "LLM text not publishable; using the rule-based text");
+                    platform::metrics::counter!("synthesis_fallbacks", "reason" => "unpublishable")
+                        .increment(1);
                     Written {
                         text: rule_based(&brief),
                         synthesized_by: RULE_BASED_FALLBACK.to_owned(),
@@ -237,6 +239,8 @@ impl SynthesizeWorker {
             }
             Err(LlmError::Transient(reason)) => {
                 warn!(persona_id = %id, attempt, reason, "LLM kept failing; using the labelled rule-based text");
+                platform::metrics::counter!("synthesis_fallbacks", "reason" => "llm_failing")
+                    .increment(1);
                 Written {
                     text: rule_based(&brief),
                     synthesized_by: RULE_BASED_FALLBACK.to_owned(),
@@ -273,6 +277,12 @@ impl SynthesizeWorker {
             return Ok(());
         };
         info!(persona_id = %id, synthesized_by = written.synthesized_by, "synthesized");
+        let by = match written.synthesized_by.as_str() {
+            RULE_BASED_FALLBACK => "rule_based_fallback",
+            llm::RULE_BASED => "rule_based",
+            _ => "llm",
+        };
+        platform::metrics::counter!("personas_synthesized", "by" => by).increment(1);
         self.faults.at(FaultPoint::AfterSynthesisCommit)?;
         personas.publisher.publish(&personas.db, &[outbox_id]).await;
         personas.write_final_status(&moved).await

@@ -8,6 +8,7 @@ mod http_foundation;
 mod lambda_entry;
 mod llm;
 mod log_privacy;
+mod metrics;
 mod migrations;
 mod openapi;
 mod privacy;

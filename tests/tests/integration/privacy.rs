@@ -67,6 +67,7 @@ async fn a_postgres_error_is_logged_without_the_values_its_detail_quotes() {
     }]}))
     .unwrap();
     let queue = SqsQueueOps {
+        step: "test",
         client: app.aws.sqs.clone(),
         queue_url: app.resource("SynthesizeQueue").reference.clone(),
         dead_letter_queue_url: app.resource("SynthesizeDeadLetterQueue").reference.clone(),

@@ -38,6 +38,7 @@ async fn harness() -> Harness {
     let queue = app.resource("SynthesizeQueue").clone();
     let dead_letter = app.resource("SynthesizeDeadLetterQueue").clone();
     let ops = SqsQueueOps {
+        step: "test",
         client: app.aws.sqs.clone(),
         queue_url: queue.reference.clone(),
         dead_letter_queue_url: dead_letter.reference.clone(),
