@@ -279,3 +279,50 @@ fn the_saga_constants_match_the_queues_they_describe() {
         }
     }
 }
+
+#[test]
+fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_topic() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let alarms: Vec<(String, String)> = template
+        .resources_of("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, properties)| (id, format!("{properties:?}")))
+        .collect();
+    assert_eq!(template.resources_of("AWS::SNS::Topic").len(), 1, "one topic");
+    for (id, alarm) in &alarms {
+        assert!(alarm.contains("AlarmTopic"), "{id} notifies the topic");
+    }
+    let watches = |needles: &[&str]| {
+        alarms
+            .iter()
+            .any(|(_, alarm)| needles.iter().all(|needle| alarm.contains(needle)))
+    };
+    for (function, _) in template.resources_of("AWS::Serverless::Function") {
+        for metric in ["Errors", "Throttles"] {
+            assert!(
+                watches(&["AWS/Lambda", &format!("\"{metric}\""), &format!("\"{function}\"")]),
+                "{function} has no {metric} alarm"
+            );
+        }
+    }
+    let dead_letter_queues: Vec<String> = template
+        .resources_of("AWS::SQS::Queue")
+        .into_iter()
+        .filter_map(|(_, properties)| {
+            let target = properties.get("RedrivePolicy")?.get("deadLetterTargetArn")?;
+            devstack::template::referenced_resource(target)
+        })
+        .collect();
+    assert!(!dead_letter_queues.is_empty());
+    for queue in dead_letter_queues {
+        // Not only ApproximateNumberOfMessagesVisible: the sweeper drains DLQs every minute.
+        assert!(
+            watches(&["\"dead_letters\"", &format!("\"{queue}.QueueName\"")])
+                || watches(&["\"dead_letters\"", &format!("\"{queue}\"")]),
+            "{queue} has no alarm on dead-lettered messages"
+        );
+    }
+    for needle in ["AWS/ApiGateway", "outbox_oldest_age_s", "rule_based_fallback"] {
+        assert!(watches(&[needle]), "no alarm on {needle}");
+    }
+}
