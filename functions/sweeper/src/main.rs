@@ -1,8 +1,8 @@
-//! The scheduled sweeper: republish the outbox, re-drive stuck jobs, fail dead-lettered ones.
+//! The scheduled sweeper: republish the outbox, re-drive stuck jobs, fail dead-lettered ones,
+//! prune; and, when ops invoke it so, re-render cards after a design change.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use platform::{aws::AwsClients, FunctionConfig, SweeperConfig};
-use saga::sweeper::SweepSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,18 +10,9 @@ async fn main() -> Result<(), Error> {
     let aws = AwsClients::from_env().await;
     let config = SweeperConfig::load(&aws).await?;
     let sweeper = saga::Sweeper::new(config, &aws)?;
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let sweeper = sweeper.clone();
-        async move {
-            let report = sweeper.sweep(SweepSettings::default()).await?;
-            Ok::<_, Error>(serde_json::json!({
-                "republished": report.republished,
-                "redriven": report.redriven,
-                "dead_lettered": report.dead_lettered,
-                "pruned_refresh_tokens": report.pruned_refresh_tokens,
-                "pruned_outbox_rows": report.pruned_outbox_rows,
-            }))
-        }
+        async move { Ok::<_, Error>(sweeper.handle(event.payload).await?) }
     }))
     .await
 }

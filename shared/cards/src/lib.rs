@@ -66,6 +66,10 @@ pub enum RenderError {
     Png(String),
 }
 
+/// The card design. Bump it with any change to how cards look; then re-render every persona's
+/// cards (README "Runbooks": the sweeper's `rerender_cards` action).
+pub const DESIGN_VERSION: i32 = 1;
+
 /// Holds the font database; build once per process (cold start) and share.
 #[derive(Clone)]
 pub struct Renderer {

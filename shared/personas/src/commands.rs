@@ -206,6 +206,55 @@ impl Personas {
         Ok(Some(moved))
     }
 
+    /// After a card design change: re-renders, in the persona's own theme, the cards of up to
+    /// `limit` owners' newest ready personas still on an older design (`card_design < design`),
+    /// through the render step (one compare-and-set and outbox message each, so a persona that
+    /// moved meanwhile is skipped). Resumable and idempotent: a persona on the new design, or
+    /// already re-rendering, is never picked again. Returns (queued, still outdated).
+    pub async fn rerender_outdated(&self, design: i32, limit: i64) -> anyhow::Result<(usize, i64)> {
+        let client = self.connection().await?;
+        let outdated = client
+            .query(
+                &format!(
+                    "SELECT {} FROM personas p
+                     WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
+                       AND version = (SELECT max(version) FROM personas o
+                                      WHERE o.owner_id = p.owner_id AND o.cards IS NOT NULL)
+                     ORDER BY id LIMIT $2",
+                    rows::COLUMNS
+                ),
+                &[&design, &limit],
+            )
+            .await
+            .context("finding cards on an older design")?;
+        drop(client);
+        let mut queued = 0;
+        for row in outdated.iter().map(rows::from_row) {
+            let sql = "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
+                     render_generation = render_generation + 1, render_attempts = 0,
+                     render_started_at = NULL, render_finished_at = NULL, updated_at = now()
+                 WHERE id = $1 AND state = 'ready' AND state_version = $2";
+            if self.move_and_queue(&row, sql, None, None).await?.is_some() {
+                queued += 1;
+            }
+        }
+        let remaining: i64 = self
+            .connection()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM personas p
+                 WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
+                   AND version = (SELECT max(version) FROM personas o
+                                  WHERE o.owner_id = p.owner_id AND o.cards IS NOT NULL)",
+                &[&design],
+            )
+            .await
+            .context("counting cards on an older design")?
+            .get(0);
+        tracing::info!(queued, remaining, design, "card re-render queued");
+        Ok((queued, remaining))
+    }
+
     /// Publishes or unpublishes the owner's persona as a whole: every version at once, and
     /// every later version too. Needs a persona with cards. Returns the newest one.
     pub async fn set_public(

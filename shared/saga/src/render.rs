@@ -153,13 +153,14 @@ impl RenderWorker {
         let ready = rows::transition(
             &client,
             "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
-                 render_finished_at = now(), failed_step = NULL, error_code = NULL,
-                 error_retryable = NULL, updated_at = now()
+                 card_design = $4, render_finished_at = now(), failed_step = NULL,
+                 error_code = NULL, error_retryable = NULL, updated_at = now()
              WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
             &[
                 &id,
                 &generation,
                 &serde_json::to_value(&stored).map_err(StepError::retryable)?,
+                &cards::DESIGN_VERSION,
             ],
         )
         .await

@@ -84,6 +84,37 @@ impl Sweeper {
         })
     }
 
+    /// The function's handler: the schedule's event sweeps; `{"rerender_cards": {"limit": n}}`
+    /// (invoked by ops after a card design change) re-renders up to `n` (500) personas' cards
+    /// still on an older design and says how many remain — invoke it again until none do.
+    pub async fn handle(&self, event: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        if let Some(rerender) = event.get("rerender_cards") {
+            let limit = rerender
+                .get("limit")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(500)
+                .clamp(1, 5_000);
+            let (queued, remaining) = self
+                .personas
+                .rerender_outdated(cards::DESIGN_VERSION, limit)
+                .await?;
+            platform::metrics::invocation_done();
+            return Ok(serde_json::json!({
+                "design": cards::DESIGN_VERSION,
+                "queued": queued,
+                "remaining": remaining,
+            }));
+        }
+        let report = self.sweep(SweepSettings::default()).await?;
+        Ok(serde_json::json!({
+            "republished": report.republished,
+            "redriven": report.redriven,
+            "dead_lettered": report.dead_lettered,
+            "pruned_refresh_tokens": report.pruned_refresh_tokens,
+            "pruned_outbox_rows": report.pruned_outbox_rows,
+        }))
+    }
+
     pub async fn sweep(&self, settings: SweepSettings) -> anyhow::Result<SweepReport> {
         let personas = &self.personas;
         let republished = personas

@@ -870,3 +870,60 @@ async fn the_sweeper_leaves_jobs_waiting_in_a_backlog_alone_and_re_drives_a_lost
     let _workers = app.start_workers(saga);
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }
+
+#[tokio::test]
+async fn after_a_card_design_change_every_newest_persona_is_re_rendered_once_resumably() {
+    let app = spawn_app().await;
+    let saga = app.saga(&[]).await;
+    let _workers = app.start_workers(saga.clone());
+    let mira = app.owner_with_ready_persona("design-a@example.com").await;
+    let jun = app.owner_with_ready_persona("design-b@example.com").await;
+    // Both personas' cards were drawn with an older design.
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute("UPDATE personas SET card_design = 0", &[])
+        .await
+        .unwrap();
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(integration_tests::repo_path(
+            "events/sweeper/rerender-cards.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+
+    // One persona per invocation: ops invoke again until nothing remains.
+    let first = saga
+        .sweeper
+        .handle(json!({"rerender_cards": {"limit": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&first["queued"], &first["remaining"]),
+        (&json!(1), &json!(1))
+    );
+    let second = saga.sweeper.handle(event.clone()).await.unwrap();
+    assert_eq!(
+        (&second["queued"], &second["remaining"]),
+        (&json!(1), &json!(0))
+    );
+    for owner in [&mira, &jun] {
+        app.wait_for_state(&owner.token, "ready", READY_WITHIN)
+            .await;
+    }
+    let done = saga.sweeper.handle(event).await.unwrap();
+
+    assert_eq!(
+        (&done["queued"], &done["remaining"]),
+        (&json!(0), &json!(0))
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM personas WHERE card_design = 1 AND render_generation = 2")
+            .await,
+        2,
+        "each re-rendered exactly once, on the current design"
+    );
+}

@@ -288,7 +288,11 @@ fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_to
         .into_iter()
         .map(|(id, properties)| (id, format!("{properties:?}")))
         .collect();
-    assert_eq!(template.resources_of("AWS::SNS::Topic").len(), 1, "one topic");
+    assert_eq!(
+        template.resources_of("AWS::SNS::Topic").len(),
+        1,
+        "one topic"
+    );
     for (id, alarm) in &alarms {
         assert!(alarm.contains("AlarmTopic"), "{id} notifies the topic");
     }
@@ -300,7 +304,11 @@ fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_to
     for (function, _) in template.resources_of("AWS::Serverless::Function") {
         for metric in ["Errors", "Throttles"] {
             assert!(
-                watches(&["AWS/Lambda", &format!("\"{metric}\""), &format!("\"{function}\"")]),
+                watches(&[
+                    "AWS/Lambda",
+                    &format!("\"{metric}\""),
+                    &format!("\"{function}\"")
+                ]),
                 "{function} has no {metric} alarm"
             );
         }
@@ -309,7 +317,9 @@ fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_to
         .resources_of("AWS::SQS::Queue")
         .into_iter()
         .filter_map(|(_, properties)| {
-            let target = properties.get("RedrivePolicy")?.get("deadLetterTargetArn")?;
+            let target = properties
+                .get("RedrivePolicy")?
+                .get("deadLetterTargetArn")?;
             devstack::template::referenced_resource(target)
         })
         .collect();
@@ -322,7 +332,11 @@ fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_to
             "{queue} has no alarm on dead-lettered messages"
         );
     }
-    for needle in ["AWS/ApiGateway", "outbox_oldest_age_s", "rule_based_fallback"] {
+    for needle in [
+        "AWS/ApiGateway",
+        "outbox_oldest_age_s",
+        "rule_based_fallback",
+    ] {
         assert!(watches(&[needle]), "no alarm on {needle}");
     }
 }
