@@ -4,8 +4,9 @@
 //!    commit and publish).
 //! 2. Re-drives jobs stuck in `queued`, `synthesizing` or `rendering` for longer than
 //!    `stuck_after` (their message was lost, or a worker died after its message was deleted).
-//! 3. Turns messages that reached a dead-letter queue into a `failed` persona with a reason the
-//!    user sees (and can retry). Messages it cannot attribute stay in the DLQ for ops.
+//! 3. Turns messages that reached a saga dead-letter queue into a `failed` persona with a reason
+//!    the user sees (and can retry). Messages it cannot attribute stay in the DLQ for ops, and so
+//!    do the dead letters of queues outside the saga (chat memory).
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use platform::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-/// The sweeper function: publishes to every queue and reads every dead-letter queue.
+/// The sweeper function: publishes to every queue and reads the saga's dead-letter queues.
 #[derive(Clone)]
 pub struct Sweeper {
     pub personas: Personas,
@@ -55,11 +56,12 @@ pub struct SweepReport {
     pub dead_lettered: usize,
 }
 
-/// The saga step a queue's messages belong to, as failures name it.
-fn step_of(queue: Queue) -> &'static str {
+/// The saga step a queue's messages belong to, as failures name it; `None` outside the saga.
+fn step_of(queue: Queue) -> Option<&'static str> {
     match queue {
-        Queue::Synthesize => "synthesize",
-        Queue::Render => "render_card",
+        Queue::Synthesize => Some("synthesize"),
+        Queue::Render => Some("render_card"),
+        Queue::SummarizeChat => None,
     }
 }
 
@@ -81,7 +83,9 @@ impl Sweeper {
         let redriven = self.redrive_stuck(settings.stuck_after).await?;
         let mut dead_lettered = 0;
         for (queue, queue_url) in &self.dead_letter_queues.0 {
-            dead_lettered += self.drain_dead_letters(queue_url, step_of(*queue)).await?;
+            // Only saga messages name a persona to fail; other dead letters stay for ops.
+            let Some(step) = step_of(*queue) else { continue };
+            dead_lettered += self.drain_dead_letters(queue_url, step).await?;
         }
         let report = SweepReport {
             republished,
