@@ -1,5 +1,5 @@
 //! What every handler can reach, built once per cold start: the configuration, the feature
-//! services (surveys, personas) and the guards' handles.
+//! services (surveys, personas, chat) and the guards' handles.
 
 use std::sync::Arc;
 
@@ -34,6 +34,13 @@ pub struct AppState {
     pub surveys: surveys::Surveys,
     pub personas: personas::Personas,
     pub cards: personas::cards::CardLinks,
+    pub chat: chat::Chat,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<AccessTokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
 }
 
 impl AppState {
@@ -74,8 +81,15 @@ impl AppState {
             personas: personas::Personas {
                 db: pool.clone(),
                 status: status.clone(),
-                publisher,
+                publisher: publisher.clone(),
             },
+            chat: chat::Chat::new(
+                &config.chat,
+                pool.clone(),
+                table.clone(),
+                publisher,
+                clock.clone(),
+            )?,
             cards: personas::cards::CardLinks {
                 s3: aws.s3.clone(),
                 bucket: config.cards_bucket.clone(),

@@ -142,6 +142,9 @@ pub fn local_defaults(overrides: &mut BTreeMap<String, String>) {
         .entry("ANSWER_KEYS".into())
         .or_insert_with(|| format!("local:{}", random_key()));
     overrides
+        .entry("MESSAGE_KEYS".into())
+        .or_insert_with(|| format!("local:{}", random_key()));
+    overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
     overrides
@@ -170,6 +173,16 @@ pub fn saga_workers(saga: &saga::Saga) -> Workers {
         }),
     );
     workers
+}
+
+/// The chat memory function, run by the local pollers as its Lambda main runs it.
+pub fn chat_workers(memory: &chat::memory::MemoryWorker) -> Workers {
+    let memory = memory.clone();
+    let handler: SqsHandler = Arc::new(move |event| {
+        let memory = memory.clone();
+        Box::pin(async move { memory.handle_batch(event).await })
+    });
+    Workers::from([("ChatMemoryFunction".to_owned(), handler)])
 }
 
 /// Runs the sweeper every `every` until `shutdown` (the template schedules it every minute; the
@@ -219,6 +232,19 @@ pub fn local_saga(
         function_config(template, "SynthesizeFunction", resources, overrides)?,
         function_config(template, "RenderCardFunction", resources, overrides)?,
         function_config(template, "SweeperFunction", resources, overrides)?,
+        aws,
+    )
+}
+
+/// The chat memory function, configured as the template configures it.
+pub fn local_chat_memory(
+    template: &Template,
+    resources: &LocalResources,
+    overrides: &BTreeMap<String, String>,
+    aws: &AwsClients,
+) -> anyhow::Result<chat::memory::MemoryWorker> {
+    chat::memory::MemoryWorker::new(
+        function_config(template, "ChatMemoryFunction", resources, overrides)?,
         aws,
     )
 }
@@ -333,7 +359,13 @@ async fn launch(
     let config: HttpApiConfig = function_config(&template, &http_function, &resources, &overrides)?;
     let state = api::AppState::new(config, services.aws.clone())?;
     let saga = local_saga(&template, &resources, &overrides, &services.aws)?;
-    let workers = saga_workers(&saga);
+    let mut workers = saga_workers(&saga);
+    workers.extend(chat_workers(&local_chat_memory(
+        &template,
+        &resources,
+        &overrides,
+        &services.aws,
+    )?));
     let pollers = pollers(&template, &resources, &workers)?;
 
     let listener = tokio::net::TcpListener::bind(options.address)

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the test services start once per run.
 
 mod auth_google;
+mod chat;
 mod auth_tokens;
 mod database_tls;
 mod guards;
