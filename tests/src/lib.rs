@@ -696,6 +696,34 @@ impl TestApp {
         server_sent_events(&String::from_utf8(bytes).expect("UTF-8 events"))
     }
 
+    /// Every message waiting on queue `logical_id`, read without deleting (each is visible
+    /// again at once).
+    pub async fn queue_messages(&self, logical_id: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut seen = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..3 {
+            let messages = self
+                .aws
+                .sqs
+                .receive_message()
+                .queue_url(&self.resource(logical_id).reference)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("reading a queue")
+                .messages
+                .unwrap_or_default();
+            for message in messages {
+                if ids.insert(message.message_id.clone()) {
+                    seen.push(message);
+                }
+            }
+        }
+        seen
+    }
+
     /// The local URL, ARN and name of template resource `logical_id`.
     pub fn resource(&self, logical_id: &str) -> &devstack::template::LocalResource {
         &self.resources[logical_id]

@@ -33,7 +33,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_lc_rs::digest;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 use domain::periods::{self, Period};
@@ -287,7 +287,7 @@ impl Chat {
                 return self.resume(owner_id, persona, first, reply, content, started).await;
             }
         }
-        let now = self.clock.now();
+        let now = stored_instant(self.clock.now());
         let today = periods::local_day(self.zone, now);
         let support = match self.screen(content).await {
             Verdict::Blocked(category) => {
@@ -505,7 +505,7 @@ impl Chat {
     ) -> Result<Exchange, ChatError> {
         let owner_id = pending.owner_id;
         let id = Uuid::now_v7();
-        let at = self.clock.now().max(pending.message.created_at);
+        let at = stored_instant(self.clock.now()).max(pending.message.created_at);
         let sealed = self.seal(owner_id, id, text)?;
         let mut client = self.connection().await?;
         let tx = client
@@ -567,6 +567,11 @@ impl Chat {
             },
         })
     }
+}
+
+/// `at` as PostgreSQL stores it (microseconds), so an answer and its later replay agree.
+fn stored_instant(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
 }
 
 /// Where the reply's text goes as it is written.

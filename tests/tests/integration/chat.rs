@@ -1,10 +1,11 @@
 //! Chat with your persona (F-003) through the real routes: in-character replies, streaming,
 //! the reply budget and its fallback, memory, safety, bond, limits, idempotency and privacy.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use domain::archetypes::Archetype;
 use integration_tests::{spawn_app, spawn_app_with, Owner, TestApp, TestAppOptions};
+use platform::clock::{Clock, ManualClock};
 use serde_json::{json, Value};
 use wiremock::{
     matchers::{body_string_contains, method, path},
@@ -605,5 +606,370 @@ async fn the_history_pages_newest_first_with_a_cursor() {
         assert_eq!(response.status(), 400, "{query}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], code);
+    }
+}
+
+/// An app on a clock the test moves, starting at `seoul` (local time in Asia/Seoul).
+async fn app_at(seoul: &str) -> (TestApp, ManualClock) {
+    let start = chrono::NaiveDateTime::parse_from_str(seoul, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_local_timezone(chrono_tz::Asia::Seoul)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(start);
+    let app = spawn_app_with(TestAppOptions {
+        clock: Some(Arc::new(clock.clone())),
+        ..Default::default()
+    })
+    .await;
+    (app, clock)
+}
+
+#[tokio::test]
+async fn the_31st_message_in_a_minute_is_refused_with_retry_after() {
+    let (app, clock) = app_at("2026-12-01 12:00:00").await;
+    let owner = app
+        .owner_with_persona("chatty@example.com", Archetype::Genki)
+        .await;
+    for n in 0..30 {
+        app.chat(&owner, &format!("quick message {n}")).await;
+    }
+
+    let refused = app.send_message(&owner, "one too many").await;
+
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        app.count("SELECT count(*) FROM chat_messages WHERE role = 'user'").await,
+        30
+    );
+    clock.advance(chrono::Duration::seconds(61));
+    app.chat(&owner, "a minute later").await;
+}
+
+#[tokio::test]
+async fn the_daily_quota_and_the_bond_cap_reset_at_midnight_in_seoul() {
+    let (app, clock) = app_at("2026-12-01 12:00:00").await;
+    let owner = app
+        .owner_with_persona("daily@example.com", Archetype::Deredere)
+        .await;
+    let mut last = Value::Null;
+    for n in 0..200 {
+        if n > 0 && n % 30 == 0 {
+            clock.advance(chrono::Duration::seconds(61));
+        }
+        last = app.chat(&owner, &format!("message {n} of the day")).await;
+    }
+    assert_eq!(last["bond_points"], 20, "at most 20 points a day");
+    assert_eq!(last["bond_name"], "Acquaintance");
+    clock.advance(chrono::Duration::seconds(61));
+
+    let refused = app.send_message(&owner, "message 201").await;
+
+    assert_eq!(refused.status(), 429);
+    let retry_after: i64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let midnight = chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::Asia::Seoul)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(retry_after, (midnight - clock.now()).num_seconds());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "daily_quota_exceeded");
+
+    clock.advance(chrono::Duration::seconds(retry_after));
+    // The access token expired meanwhile: sign in again.
+    let owner = app.owner("daily@example.com").await;
+    let next_day = app.chat(&owner, "good morning").await;
+    assert_eq!(next_day["bond_points"], 21);
+}
+
+#[tokio::test]
+async fn a_retried_message_returns_the_same_reply_and_adds_no_bond() {
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("retry@example.com", Archetype::Kamidere)
+        .await;
+    let send = |key: &str, content: &str, stream: bool| {
+        let mut request = app
+            .http
+            .post(app.url(MESSAGES))
+            .bearer_auth(&owner.token)
+            .header("idempotency-key", key)
+            .json(&json!({"content": content}));
+        if stream {
+            request = request.header("accept", "text/event-stream");
+        }
+        request.send()
+    };
+
+    let first: Value = send("key-1", "What should I study?", false)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let again = send("key-1", "What should I study?", false).await.unwrap();
+    let streamed_again = send("key-1", "What should I study?", true).await.unwrap();
+    let reused = send("key-1", "Something else entirely", false).await.unwrap();
+
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(again["bond_points"], 1);
+    let events = integration_tests::server_sent_events(&streamed_again.text().await.unwrap());
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].1["text"], first["reply"]["content"]);
+    assert_eq!(events[1].1, first);
+    assert_eq!(reused.status(), 422);
+    let body: Value = reused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    assert_eq!(app.count("SELECT count(*) FROM chat_messages").await, 2);
+    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    assert_eq!(persona["bond_points"], 1);
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_attempt_is_still_answering_is_409_then_replays() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(streamed("Take your time.").set_delay(Duration::from_millis(1500)))
+        .mount(&server)
+        .await;
+    let app = app_with_llm(&server, &[]).await;
+    let owner = app
+        .owner_with_persona("impatient@example.com", Archetype::Kuudere)
+        .await;
+    let request = || {
+        app.http
+            .post(app.url(MESSAGES))
+            .bearer_auth(&owner.token)
+            .header("idempotency-key", "slow-key")
+            .json(&json!({"content": "Hello?"}))
+    };
+
+    let first = tokio::spawn(request().send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = request().send().await.unwrap();
+    let first: Value = first.await.unwrap().unwrap().json().await.unwrap();
+    let third: Value = request().send().await.unwrap().json().await.unwrap();
+
+    assert_eq!(second.status(), 409);
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_in_progress");
+    assert_eq!(first["reply"]["content"], "Take your time.");
+    assert_eq!(third, first);
+}
+
+#[tokio::test]
+async fn the_bond_and_the_chat_carry_over_to_a_new_persona_version_which_speaks() {
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("versions@example.com", Archetype::Genki)
+        .await;
+    for n in 0..3 {
+        app.chat(&owner, &format!("first version chat {n}")).await;
+    }
+    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    assert_eq!(
+        (&persona["bond_points"], &persona["bond_level"], &persona["bond_name"]),
+        (&json!(3), &json!(0), &json!("Stranger"))
+    );
+    let client = app.state.db.get().await.unwrap();
+    let owner_id: uuid::Uuid = owner.id.parse().unwrap();
+    // Version 2 is ready (as a Kamidere); version 3 is still being synthesized.
+    for (version, state, cards) in [(2, "ready", true), (3, "synthesizing", false)] {
+        client
+            .execute(
+                "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count,
+                     name, archetype, traits, greeting, system_prompt, charisma, intellect, kindness, energy,
+                     synthesized_by, cards)
+                 SELECT $1, owner_id, survey_id, $3, $4, 4, 6, 'Mira the Bright Mind', 'kamidere', traits,
+                     greeting, system_prompt, 50, 50, 50, 50, 'rule_based', CASE WHEN $5 THEN cards END
+                 FROM personas WHERE owner_id = $2 AND version = 1",
+                &[&uuid::Uuid::now_v7(), &owner_id, &version, &state, &cards],
+            )
+            .await
+            .unwrap();
+    }
+
+    let exchange = app.chat(&owner, "Did you change?").await;
+
+    assert_eq!(
+        exchange["reply"]["content"],
+        llm::voice::offline_reply(Archetype::Kamidere, "Did you change?")
+    );
+    assert_eq!(exchange["bond_points"], 4);
+    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    assert_eq!(persona["version"], 2);
+    assert_eq!(persona["bond_points"], 4);
+    assert_eq!(
+        history(&app, &owner, "?limit=100").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
+/// An SQS event of `summarize_chat` jobs for `owner_id`, one record per version.
+fn memory_jobs(owner_id: uuid::Uuid, versions: &[i32]) -> aws_lambda_events::sqs::SqsEvent {
+    let records: Vec<Value> = versions
+        .iter()
+        .map(|version| {
+            json!({
+                "messageId": uuid::Uuid::new_v4().to_string(),
+                "receiptHandle": "handle",
+                "body": json!({"owner_id": owner_id, "version": version}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test]
+async fn duplicate_and_reordered_memory_jobs_leave_one_note_per_version() {
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("notes@example.com", Archetype::Dandere)
+        .await;
+    let said = |n: usize| format!("Memory line {n}: I planted {n} tulips in the garden");
+    for n in 1..=20 {
+        app.chat(&owner, &said(n)).await;
+    }
+    assert_eq!(app.queue_messages("SummarizeChatQueue").await.len(), 2);
+    let memory = app.chat_memory(&[]);
+    let owner_id: uuid::Uuid = owner.id.parse().unwrap();
+
+    for versions in [&[2, 2][..], &[1], &[2, 1, 1]] {
+        let response = memory.handle_batch(memory_jobs(owner_id, versions)).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    let client = app.state.db.get().await.unwrap();
+    let notes = client
+        .query(
+            "SELECT version, covers_upto, id, key_id, nonce, ciphertext, written_by
+             FROM chat_memories ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let summary: Vec<(i32, i32, String)> = notes
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(6)))
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, 10, "extractive".to_owned()), (2, 20, "extractive".to_owned())]
+    );
+    // Version 2 came first, with no earlier note: it folds all twenty exchanges.
+    let sealed = platform::crypto::Sealed {
+        key_id: notes[1].get(3),
+        nonce: notes[1].get(4),
+        ciphertext: notes[1].get(5),
+    };
+    let note = String::from_utf8(memory.cipher.open(owner_id, notes[1].get(2), &sealed).unwrap())
+        .unwrap();
+    let turns: Vec<llm::chat::Turn> = (1..=20)
+        .flat_map(|n| {
+            [
+                llm::chat::Turn {
+                    speaker: llm::chat::Speaker::User,
+                    text: said(n),
+                },
+                llm::chat::Turn {
+                    speaker: llm::chat::Speaker::Persona,
+                    text: llm::voice::offline_reply(Archetype::Dandere, &said(n)),
+                },
+            ]
+        })
+        .collect();
+    assert_eq!(note, chat::memory::fold_extractive(None, &turns));
+    assert!(note.chars().count() <= chat::memory::MAX_NOTE_CHARS);
+    assert!(note.contains(&said(20)) && !note.contains(&said(1)));
+}
+
+#[tokio::test]
+async fn a_canary_message_leaves_no_trace_in_logs_queues_the_table_or_a_database_dump() {
+    let app = spawn_app().await;
+    let _workers = app.start_workers(app.saga(&[]));
+    let owner = app
+        .owner_with_persona("canary-chat@example.com", Archetype::Genki)
+        .await;
+    let canary = format!("canary-chat-{}", uuid::Uuid::new_v4().simple());
+
+    for n in 1..=10 {
+        let text = format!("{canary} number {n} is what I told you");
+        if n % 2 == 0 {
+            app.chat_stream(&owner, &text).await;
+        } else {
+            app.chat(&owner, &text).await;
+        }
+    }
+    let keyed = app
+        .http
+        .post(app.url(MESSAGES))
+        .bearer_auth(&owner.token)
+        .header("idempotency-key", "canary-key")
+        .json(&json!({"content": format!("{canary} with a key")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 201);
+    for (text, status) in [
+        (format!("{canary} I will kill you"), 422),
+        (format!("{canary} {}", "x".repeat(1000)), 422),
+        (format!("{canary} I want to die"), 201),
+    ] {
+        assert_eq!(app.send_message(&owner, &text).await.status(), status);
+    }
+    wait_for(&app, "SELECT count(*) FROM chat_memories", 1).await;
+
+    let pg_dump = devstack::postgres::binary("pg_dump").unwrap();
+    let dump = std::process::Command::new(pg_dump)
+        .arg("--dbname")
+        .arg(&app.database_url)
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let logs = integration_tests::captured_logs();
+    let mut queues = String::new();
+    for queue in ["SummarizeChatQueue", "SummarizeChatDeadLetterQueue"] {
+        queues.push_str(&format!("{:?}", app.queue_messages(queue).await));
+    }
+    let items = app
+        .aws
+        .dynamodb
+        .scan()
+        .table_name(&app.config().table_name)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let table = format!("{items:?}");
+
+    assert!(dump.contains("chat_messages") && dump.contains("summarize_chat"), "the dump is real");
+    assert!(table.contains("rate#chat"), "the table is real");
+    assert!(logs.contains("chat reply stored"), "the logs are real");
+    for (place, text) in [
+        ("pg_dump", &dump),
+        ("logs", &logs),
+        ("queues", &queues),
+        ("table", &table),
+    ] {
+        assert!(!text.contains(&canary), "the message text appears in the {place}");
     }
 }

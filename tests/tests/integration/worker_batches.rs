@@ -333,3 +333,46 @@ async fn a_batch_that_outlives_the_function_timeout_fails_as_a_whole_like_lambda
         "not deleted: it comes back after the visibility timeout"
     );
 }
+
+#[tokio::test]
+async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_there() {
+    let app = spawn_app().await;
+    let memory = app.chat_memory(&[]);
+    let load = |name: &str| -> aws_lambda_events::sqs::SqsEvent {
+        serde_json::from_str(&std::fs::read_to_string(integration_tests::repo_path(name)).unwrap())
+            .unwrap()
+    };
+
+    // A job for an owner this database does not know, and a body that is not a job.
+    let job = memory.handle_batch(load("events/chat_memory/job.json")).await;
+    let poison = memory
+        .handle_batch(load("events/chat_memory/poison.json"))
+        .await;
+    let swept = app
+        .saga(&[])
+        .sweep(saga::sweeper::SweepSettings::default())
+        .await
+        .unwrap();
+
+    assert!(job.batch_item_failures.is_empty());
+    assert!(poison.batch_item_failures.is_empty());
+    assert_eq!(swept.dead_lettered, 0, "the sweeper drains only the saga's dead letters");
+    let parked = app.queue_messages("SummarizeChatDeadLetterQueue").await;
+    let mut reasons: Vec<(String, String)> = parked
+        .iter()
+        .map(|m| {
+            (
+                attribute(m, "failure_reason").unwrap(),
+                attribute(m, REQUEST_ID_ATTRIBUTE).unwrap(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("undecodable_body".to_owned(), "Vq1aBcDeIAMEpsn=".to_owned()),
+            ("unknown_owner".to_owned(), "Vq1aBcDeIAMEchat=".to_owned()),
+        ]
+    );
+}
