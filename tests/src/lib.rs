@@ -664,8 +664,12 @@ impl TestApp {
 
     /// `POST /v1/personas/me/messages` as `owner` with `content`, as JSON.
     pub async fn send_message(&self, owner: &Owner, content: &str) -> reqwest::Response {
-        self.post_as(owner, "/v1/personas/me/messages", json!({ "content": content }))
-            .await
+        self.post_as(
+            owner,
+            "/v1/personas/me/messages",
+            json!({ "content": content }),
+        )
+        .await
     }
 
     /// Journey: the owner says `content` to their persona; returns the exchange.

@@ -266,14 +266,19 @@ pub async fn send_message(
     let request_id = request_id.unwrap_or_default();
     Ok(match (begun, streamed) {
         (Begun::Replayed(exchange), false) => {
-            let mut response = (StatusCode::CREATED, Json(exchange_view(&exchange))).into_response();
-            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            let mut response =
+                (StatusCode::CREATED, Json(exchange_view(&exchange))).into_response();
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             response
         }
         (Begun::Replayed(exchange), true) => {
             let tokens = stream::iter([exchange.reply.content.clone()]);
             let mut response = event_stream(tokens, Box::pin(async { Ok(exchange) }), request_id);
-            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             response
         }
         (Begun::Started(pending), false) => {

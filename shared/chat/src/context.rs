@@ -95,7 +95,10 @@ pub fn prompt(
     }
     kept.reverse();
     // The history starts with something the user said.
-    if kept.first().is_some_and(|turn| turn.speaker == Speaker::Persona) {
+    if kept
+        .first()
+        .is_some_and(|turn| turn.speaker == Speaker::Persona)
+    {
         kept.remove(0);
     }
     ChatPrompt {
@@ -133,7 +136,11 @@ mod tests {
         let family = "👨\u{200D}👩\u{200D}👧\u{200D}👦";
         assert_eq!(estimate_tokens(family), family.len());
         for text in ["제주도에서 등산했어 🙂", "🇰🇷🎉✨", "ㅋㅋㅋㅋ"] {
-            let non_ascii: usize = text.chars().filter(|c| !c.is_ascii()).map(char::len_utf8).sum();
+            let non_ascii: usize = text
+                .chars()
+                .filter(|c| !c.is_ascii())
+                .map(char::len_utf8)
+                .sum();
             assert!(estimate_tokens(text) >= non_ascii, "{text}");
         }
     }
@@ -168,7 +175,11 @@ mod tests {
         assert_eq!(prompt.message, long);
         assert!(prompt.history.len() < 20);
         assert_eq!(prompt.history.first().unwrap().speaker, Speaker::User);
-        let total: usize = prompt.history.iter().map(|t| message_tokens(&t.text)).sum::<usize>()
+        let total: usize = prompt
+            .history
+            .iter()
+            .map(|t| message_tokens(&t.text))
+            .sum::<usize>()
             + message_tokens(&prompt.system)
             + message_tokens(&prompt.message);
         assert!(total <= CONTEXT_TOKENS);

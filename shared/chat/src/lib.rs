@@ -198,7 +198,7 @@ pub enum Begun {
     /// A retry of a message already answered (same `Idempotency-Key`): the stored exchange.
     Replayed(Exchange),
     /// The message is stored; its reply is to be written.
-    Started(Pending),
+    Started(Box<Pending>),
 }
 
 /// How a pending reply is written.
@@ -282,9 +282,12 @@ impl Chat {
         let key_hash = idempotency_key.map(|key| digest::digest(&digest::SHA256, key.as_bytes()));
         let key_hash = key_hash.as_ref().map(|hash| hash.as_ref());
         if let Some(hash) = key_hash {
-            if let Some((first, reply)) = store::by_idempotency_key(&client, owner_id, hash).await? {
+            if let Some((first, reply)) = store::by_idempotency_key(&client, owner_id, hash).await?
+            {
                 drop(client);
-                return self.resume(owner_id, persona, first, reply, content, started).await;
+                return self
+                    .resume(owner_id, persona, first, reply, content, started)
+                    .await;
             }
         }
         let now = stored_instant(self.clock.now());
@@ -312,7 +315,9 @@ impl Chat {
             Ok(()) => {}
             Err(NotStored::Duplicate) => return Err(ChatError::InProgress),
             Err(NotStored::Quota) => {
-                let end = periods::window(Period::Daily, self.zone, now).end.unwrap_or(now);
+                let end = periods::window(Period::Daily, self.zone, now)
+                    .end
+                    .unwrap_or(now);
                 let retry_after_secs = (end - now).num_seconds().max(1) as u64;
                 info!("daily chat quota used up");
                 return Err(ChatError::DailyQuotaExceeded { retry_after_secs });
@@ -325,7 +330,7 @@ impl Chat {
                 self.prompt(&client, owner_id, &persona, content).await?,
             ))
         };
-        Ok(Begun::Started(Pending {
+        Ok(Begun::Started(Box::new(Pending {
             chat: self.clone(),
             started,
             owner_id,
@@ -339,7 +344,7 @@ impl Chat {
             },
             plan,
             request_id,
-        }))
+        })))
     }
 
     /// A retry of a message sent with the same idempotency key.
@@ -698,7 +703,10 @@ impl Pending {
             Ok(Ok(())) => "empty_reply".to_owned(),
             Ok(Err(Failure::Llm(LlmError::Transient(reason)))) => reason,
             Ok(Err(Failure::Llm(LlmError::Permanent(reason)))) => {
-                warn!(reason, "permanent LLM failure in chat; check the configuration");
+                warn!(
+                    reason,
+                    "permanent LLM failure in chat; check the configuration"
+                );
                 reason
             }
             Ok(Err(Failure::Echo)) => "echoed_system_prompt".to_owned(),

@@ -71,10 +71,14 @@ mod tests {
 
     #[test]
     fn every_archetype_has_its_own_fallback_in_both_languages() {
-        let english: std::collections::BTreeSet<_> =
-            Archetype::ALL.iter().map(|a| fallback(*a, "hello")).collect();
-        let korean: std::collections::BTreeSet<_> =
-            Archetype::ALL.iter().map(|a| fallback(*a, "안녕")).collect();
+        let english: std::collections::BTreeSet<_> = Archetype::ALL
+            .iter()
+            .map(|a| fallback(*a, "hello"))
+            .collect();
+        let korean: std::collections::BTreeSet<_> = Archetype::ALL
+            .iter()
+            .map(|a| fallback(*a, "안녕"))
+            .collect();
         assert_eq!(english.len(), 8);
         assert_eq!(korean.len(), 8);
         assert!(korean.iter().all(|line| has_hangul(line)));

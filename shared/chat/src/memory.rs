@@ -161,7 +161,10 @@ impl MemoryWorker {
             }
             Err(error) => {
                 warn!(error = %error, "the LLM could not write the memory note; extractive instead");
-                (fold_extractive(previous.as_deref(), &turns), "extractive_fallback")
+                (
+                    fold_extractive(previous.as_deref(), &turns),
+                    "extractive_fallback",
+                )
             }
         };
         let id = Uuid::now_v7();
@@ -189,7 +192,10 @@ impl MemoryWorker {
         previous: Option<&str>,
         turns: &[Turn],
     ) -> Result<Option<String>, LlmError> {
-        let mut input = format!("Previous note:\n{}\n\nNew conversation:\n", previous.unwrap_or("(none)"));
+        let mut input = format!(
+            "Previous note:\n{}\n\nNew conversation:\n",
+            previous.unwrap_or("(none)")
+        );
         for turn in turns {
             let who = match turn.speaker {
                 Speaker::User => "User",
@@ -198,10 +204,17 @@ impl MemoryWorker {
             input.push_str(&format!("{who}: {}\n", turn.text));
         }
         let written = self.llm.complete(INSTRUCTIONS, &input, 400).await?;
-        Ok(written.map(|text| clip(&text)).filter(|text| !text.is_empty()))
+        Ok(written
+            .map(|text| clip(&text))
+            .filter(|text| !text.is_empty()))
     }
 
-    fn open(&self, owner_id: Uuid, id: Uuid, sealed: &platform::crypto::Sealed) -> anyhow::Result<String> {
+    fn open(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        sealed: &platform::crypto::Sealed,
+    ) -> anyhow::Result<String> {
         let plaintext = self
             .cipher
             .open(owner_id, id, sealed)
@@ -312,7 +325,11 @@ mod tests {
         let mut note: Option<String> = None;
         for round in 0..30 {
             let turns: Vec<Turn> = (0..10)
-                .map(|i| user(&format!("In round {round} I told you fact number {i} about my life")))
+                .map(|i| {
+                    user(&format!(
+                        "In round {round} I told you fact number {i} about my life"
+                    ))
+                })
                 .collect();
             note = Some(fold_extractive(note.as_deref(), &turns));
         }
@@ -326,7 +343,10 @@ mod tests {
     fn long_sentences_and_model_notes_are_cut_between_words() {
         let long = format!("{} end.", "word ".repeat(100));
         let line = snippet(&long).unwrap();
-        assert!(line.chars().count() <= 140 && line.ends_with("word…"), "{line}");
+        assert!(
+            line.chars().count() <= 140 && line.ends_with("word…"),
+            "{line}"
+        );
         assert!(clip(&"x ".repeat(1000)).chars().count() <= MAX_NOTE_CHARS);
     }
 }

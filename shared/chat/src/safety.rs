@@ -70,11 +70,10 @@ pub fn rule_categories(text: &str) -> BTreeSet<Category> {
     if text.any_english(SELF_HARM_EN) || text.any_korean(SELF_HARM_KO) {
         found.insert(Category::SelfHarm);
     }
-    let minor = text.any_english(MINOR_EN) || text.mentions_a_child_age() || text.any_korean(MINOR_KO);
+    let minor =
+        text.any_english(MINOR_EN) || text.mentions_a_child_age() || text.any_korean(MINOR_KO);
     let sexual = text.any_english(SEXUAL_EN) || text.any_korean(SEXUAL_KO);
-    if text.any_english(SEXUAL_MINORS_EN)
-        || text.any_korean(SEXUAL_MINORS_KO)
-        || (minor && sexual)
+    if text.any_english(SEXUAL_MINORS_EN) || text.any_korean(SEXUAL_MINORS_KO) || (minor && sexual)
     {
         found.insert(Category::SexualMinors);
     }
@@ -102,8 +101,19 @@ impl Normalized {
     fn new(text: &str) -> Self {
         let cleaned: String = text
             .chars()
-            .filter(|c| !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'))
-            .map(|c| if matches!(c, '\u{2018}' | '\u{2019}' | '`') { '\'' } else { c })
+            .filter(|c| {
+                !matches!(
+                    c,
+                    '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+                )
+            })
+            .map(|c| {
+                if matches!(c, '\u{2018}' | '\u{2019}' | '`') {
+                    '\''
+                } else {
+                    c
+                }
+            })
             .flat_map(char::to_lowercase)
             .collect();
         let mut words = String::with_capacity(cleaned.len() + 2);
@@ -140,7 +150,10 @@ impl Normalized {
     fn mentions_a_child_age(&self) -> bool {
         let words: Vec<&str> = self.words.split_whitespace().collect();
         words.iter().enumerate().any(|(index, word)| {
-            let (digits, rest) = word.split_at(word.find(|c: char| !c.is_ascii_digit()).unwrap_or(word.len()));
+            let (digits, rest) = word.split_at(
+                word.find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(word.len()),
+            );
             let Ok(age) = digits.parse::<u32>() else {
                 return false;
             };
@@ -155,70 +168,249 @@ impl Normalized {
 }
 
 const SELF_HARM_EN: &[&str] = &[
-    "kill myself", "killing myself", "kill my self", "kms", "suicide", "suicidal",
-    "end my life", "ending my life", "end it all", "take my own life", "want to die",
-    "wanna die", "want to be dead", "wish i was dead", "wish i were dead", "better off dead",
-    "hurt myself", "hurting myself", "harm myself", "self harm", "selfharm", "cut myself",
-    "cutting myself", "no reason to live", "don't want to live", "dont want to live",
-    "don't want to be alive", "dont want to be alive",
+    "kill myself",
+    "killing myself",
+    "kill my self",
+    "kms",
+    "suicide",
+    "suicidal",
+    "end my life",
+    "ending my life",
+    "end it all",
+    "take my own life",
+    "want to die",
+    "wanna die",
+    "want to be dead",
+    "wish i was dead",
+    "wish i were dead",
+    "better off dead",
+    "hurt myself",
+    "hurting myself",
+    "harm myself",
+    "self harm",
+    "selfharm",
+    "cut myself",
+    "cutting myself",
+    "no reason to live",
+    "don't want to live",
+    "dont want to live",
+    "don't want to be alive",
+    "dont want to be alive",
 ];
 const SELF_HARM_KO: &[&str] = &[
-    "자살", "죽고 싶", "죽고싶", "자해", "목숨을 끊", "살기 싫", "살고 싶지 않", "뛰어내리고 싶",
-    "손목을 긋", "사라지고 싶", "죽어 버리고 싶", "극단적 선택", "삶을 끝내",
+    "자살",
+    "죽고 싶",
+    "죽고싶",
+    "자해",
+    "목숨을 끊",
+    "살기 싫",
+    "살고 싶지 않",
+    "뛰어내리고 싶",
+    "손목을 긋",
+    "사라지고 싶",
+    "죽어 버리고 싶",
+    "극단적 선택",
+    "삶을 끝내",
 ];
 
 const SEXUAL_MINORS_EN: &[&str] = &[
-    "child porn", "child pornography", "childporn", "kiddie porn", "underage porn",
-    "underage sex", "preteen sex", "lolicon", "shotacon", "pedo porn", "jailbait", "csam",
+    "child porn",
+    "child pornography",
+    "childporn",
+    "kiddie porn",
+    "underage porn",
+    "underage sex",
+    "preteen sex",
+    "lolicon",
+    "shotacon",
+    "pedo porn",
+    "jailbait",
+    "csam",
 ];
-const SEXUAL_MINORS_KO: &[&str] = &["아동 포르노", "아청물", "아동 음란물", "아동 성착취", "로리콘"];
+const SEXUAL_MINORS_KO: &[&str] = &[
+    "아동 포르노",
+    "아청물",
+    "아동 음란물",
+    "아동 성착취",
+    "로리콘",
+];
 const MINOR_EN: &[&str] = &[
-    "child", "children", "kid", "kids", "minor", "minors", "underage", "preteen", "toddler",
-    "little girl", "little boy", "schoolgirl", "schoolboy", "middle schooler",
+    "child",
+    "children",
+    "kid",
+    "kids",
+    "minor",
+    "minors",
+    "underage",
+    "preteen",
+    "toddler",
+    "little girl",
+    "little boy",
+    "schoolgirl",
+    "schoolboy",
+    "middle schooler",
     "elementary schooler",
 ];
 const MINOR_KO: &[&str] = &[
-    "아동", "미성년", "초등학생", "초딩", "중학생", "중딩", "어린이", "어린애", "여아", "유아",
+    "아동",
+    "미성년",
+    "초등학생",
+    "초딩",
+    "중학생",
+    "중딩",
+    "어린이",
+    "어린애",
+    "여아",
+    "유아",
 ];
 const SEXUAL_EN: &[&str] = &[
-    "sexual", "sexually", "sexy", "nude", "nudes", "naked", "porn", "erotic", "horny",
-    "molest", "molesting", "have sex", "having sex",
+    "sexual",
+    "sexually",
+    "sexy",
+    "nude",
+    "nudes",
+    "naked",
+    "porn",
+    "erotic",
+    "horny",
+    "molest",
+    "molesting",
+    "have sex",
+    "having sex",
 ];
-const SEXUAL_KO: &[&str] = &["야동", "성관계", "섹스", "누드", "알몸", "음란", "야한", "성적인", "벗은 사진"];
+const SEXUAL_KO: &[&str] = &[
+    "야동",
+    "성관계",
+    "섹스",
+    "누드",
+    "알몸",
+    "음란",
+    "야한",
+    "성적인",
+    "벗은 사진",
+];
 
 const THREATS_EN: &[&str] = &[
-    "i will kill you", "i'll kill you", "ill kill you", "i'm going to kill you",
-    "im going to kill you", "i am going to kill you", "gonna kill you", "i will hurt you",
-    "i'll hurt you", "i will find you", "i know where you live", "i will shoot",
-    "i'm going to shoot", "im going to shoot", "shoot up the", "bomb the", "blow up the",
-    "i will stab", "i'll stab", "kill everyone", "kill them all", "i will murder",
+    "i will kill you",
+    "i'll kill you",
+    "ill kill you",
+    "i'm going to kill you",
+    "im going to kill you",
+    "i am going to kill you",
+    "gonna kill you",
+    "i will hurt you",
+    "i'll hurt you",
+    "i will find you",
+    "i know where you live",
+    "i will shoot",
+    "i'm going to shoot",
+    "im going to shoot",
+    "shoot up the",
+    "bomb the",
+    "blow up the",
+    "i will stab",
+    "i'll stab",
+    "kill everyone",
+    "kill them all",
+    "i will murder",
     "going to murder",
 ];
 const THREATS_KO: &[&str] = &[
-    "죽여 버릴", "죽여버린다", "죽일 거야", "죽일 꺼야", "찔러 죽", "칼로 찌를", "폭탄을 터뜨", "폭파할",
-    "테러할", "쏴 죽", "가만 안 둬", "너희 집 알아", "찾아가서 죽",
+    "죽여 버릴",
+    "죽여버린다",
+    "죽일 거야",
+    "죽일 꺼야",
+    "찔러 죽",
+    "칼로 찌를",
+    "폭탄을 터뜨",
+    "폭파할",
+    "테러할",
+    "쏴 죽",
+    "가만 안 둬",
+    "너희 집 알아",
+    "찾아가서 죽",
 ];
 
 const GROUPS_EN: &[&str] = &[
-    "jews", "jewish people", "muslims", "christians", "black people", "blacks", "white people",
-    "whites", "asians", "asian people", "mexicans", "immigrants", "refugees", "gays",
-    "gay people", "lesbians", "trans people", "transgender people", "women", "disabled people",
-    "koreans", "chinese people", "japanese people", "arabs", "africans", "indians", "hindus",
+    "jews",
+    "jewish people",
+    "muslims",
+    "christians",
+    "black people",
+    "blacks",
+    "white people",
+    "whites",
+    "asians",
+    "asian people",
+    "mexicans",
+    "immigrants",
+    "refugees",
+    "gays",
+    "gay people",
+    "lesbians",
+    "trans people",
+    "transgender people",
+    "women",
+    "disabled people",
+    "koreans",
+    "chinese people",
+    "japanese people",
+    "arabs",
+    "africans",
+    "indians",
+    "hindus",
     "foreigners",
 ];
 const DEHUMANIZING_EN: &[&str] = &[
-    "should all die", "should die", "must die", "deserve to die", "are subhuman",
-    "are vermin", "are animals", "are parasites", "are a disease", "are cockroaches",
-    "should be exterminated", "exterminate", "wipe out", "gas the", "kill all",
-    "get rid of all", "are inferior", "don't deserve rights", "dont deserve rights",
+    "should all die",
+    "should die",
+    "must die",
+    "deserve to die",
+    "are subhuman",
+    "are vermin",
+    "are animals",
+    "are parasites",
+    "are a disease",
+    "are cockroaches",
+    "should be exterminated",
+    "exterminate",
+    "wipe out",
+    "gas the",
+    "kill all",
+    "get rid of all",
+    "are inferior",
+    "don't deserve rights",
+    "dont deserve rights",
 ];
 const HATE_EN: &[&str] = &["heil hitler", "sieg heil", "white power", "gas the jews"];
 const GROUPS_KO: &[&str] = &[
-    "흑인", "유대인", "무슬림", "이슬람", "동성애자", "레즈비언", "트랜스젠더", "이민자", "난민",
-    "장애인", "조선족", "외국인", "여자들", "남자들", "중국인", "일본인",
+    "흑인",
+    "유대인",
+    "무슬림",
+    "이슬람",
+    "동성애자",
+    "레즈비언",
+    "트랜스젠더",
+    "이민자",
+    "난민",
+    "장애인",
+    "조선족",
+    "외국인",
+    "여자들",
+    "남자들",
+    "중국인",
+    "일본인",
 ];
 const DEHUMANIZING_KO: &[&str] = &[
-    "다 죽어", "다 죽여", "죽여야", "없어져야", "벌레 같은", "벌레들", "박멸", "쓰레기들", "인간이 아니",
+    "다 죽어",
+    "다 죽여",
+    "죽여야",
+    "없어져야",
+    "벌레 같은",
+    "벌레들",
+    "박멸",
+    "쓰레기들",
+    "인간이 아니",
     "사라져야",
 ];
 const HATE_KO: &[&str] = &["짱깨", "쪽바리", "똥꼬충", "한남충", "김치녀", "틀딱충"];
@@ -244,7 +436,11 @@ mod tests {
             ("immigrants are vermin", "hate"),
             ("난민은 다 죽어야 해, 벌레 같은", "hate"),
         ] {
-            assert!(categories(text).contains(&expected), "{text}: {:?}", categories(text));
+            assert!(
+                categories(text).contains(&expected),
+                "{text}: {:?}",
+                categories(text)
+            );
         }
     }
 
@@ -258,7 +454,11 @@ mod tests {
             "that movie about a killer whale was great",
             "Kim Jiwoo is 15 years old and plays the piano",
         ] {
-            assert!(categories(text).is_empty(), "{text}: {:?}", categories(text));
+            assert!(
+                categories(text).is_empty(),
+                "{text}: {:?}",
+                categories(text)
+            );
         }
     }
 

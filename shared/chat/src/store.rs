@@ -143,7 +143,10 @@ pub async fn insert_user_message(
     today: NaiveDate,
     daily_quota: i32,
 ) -> anyhow::Result<Result<(), NotStored>> {
-    let tx = client.transaction().await.context("starting a transaction")?;
+    let tx = client
+        .transaction()
+        .await
+        .context("starting a transaction")?;
     // The row lock serializes the owner's messages: the quota is exact.
     let counted = tx
         .query_opt(
@@ -399,7 +402,10 @@ pub struct NewReply<'a> {
 /// What completing an exchange did.
 pub enum Completed {
     /// Stored; the owner's bond points after it, and the exchange number (`None` for safety).
-    Stored { bond_points: i32, exchange_no: Option<i32> },
+    Stored {
+        bond_points: i32,
+        exchange_no: Option<i32>,
+    },
     /// Another request completed the exchange first (a stale retry racing the original).
     AlreadyReplied,
 }

@@ -42,7 +42,9 @@ fn topic(message: &str) -> Option<String> {
 /// Korean attaches particles to nouns; drop one so the reply can attach its own.
 fn strip_particle(word: &str) -> &str {
     // Only particles that rarely end a noun themselves.
-    const PARTICLES: [&str; 10] = ["에서", "으로", "이랑", "에게", "한테", "은", "는", "을", "를", "에"];
+    const PARTICLES: [&str; 10] = [
+        "에서", "으로", "이랑", "에게", "한테", "은", "는", "을", "를", "에",
+    ];
     if !has_hangul(word) || word.chars().count() < 3 {
         return word;
     }

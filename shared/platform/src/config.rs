@@ -381,7 +381,10 @@ impl FunctionConfig for HttpApiConfig {
             database: DatabaseConfig::read(env),
             table_name: table_name(env),
             cards_bucket: env.required("CARDS_BUCKET"),
-            queues: QueueUrls::read(env, &[Queue::Synthesize, Queue::Render, Queue::SummarizeChat]),
+            queues: QueueUrls::read(
+                env,
+                &[Queue::Synthesize, Queue::Render, Queue::SummarizeChat],
+            ),
             web: WebConfig::read(env),
             identity: IdentityConfig::read(env),
             answer_keys: answer_keys(env),

@@ -84,7 +84,9 @@ impl Sweeper {
         let mut dead_lettered = 0;
         for (queue, queue_url) in &self.dead_letter_queues.0 {
             // Only saga messages name a persona to fail; other dead letters stay for ops.
-            let Some(step) = step_of(*queue) else { continue };
+            let Some(step) = step_of(*queue) else {
+                continue;
+            };
             dead_lettered += self.drain_dead_letters(queue_url, step).await?;
         }
         let report = SweepReport {

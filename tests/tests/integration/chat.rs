@@ -77,13 +77,25 @@ async fn offline_replies_are_in_character_for_every_archetype_and_pick_up_the_us
     // A phrase only that archetype's voice uses.
     let voices = [
         (Archetype::Tsundere, &["Hmph", "W-whatever", "Baka"][..]),
-        (Archetype::Kuudere, &["Interesting", "I'm listening", "Calmly"]),
+        (
+            Archetype::Kuudere,
+            &["Interesting", "I'm listening", "Calmly"],
+        ),
         (Archetype::Dandere, &["I-I like", "Um...", "Th-thank"]),
         (Archetype::Deredere, &["Yay", "Aww", "all heart"]),
         (Archetype::Genki, &["Whoa", "so in", "Hey hey"]),
-        (Archetype::Yandere, &["only talk", "precious to me", "coming back to me"]),
-        (Archetype::Himedere, &["graciously", "my attention", "A princess"]),
-        (Archetype::Kamidere, &["Naturally", "I shall show you", "my guidance"]),
+        (
+            Archetype::Yandere,
+            &["only talk", "precious to me", "coming back to me"],
+        ),
+        (
+            Archetype::Himedere,
+            &["graciously", "my attention", "A princess"],
+        ),
+        (
+            Archetype::Kamidere,
+            &["Naturally", "I shall show you", "my guidance"],
+        ),
     ];
 
     for (index, (archetype, markers)) in voices.iter().enumerate() {
@@ -98,8 +110,15 @@ async fn offline_replies_are_in_character_for_every_archetype_and_pick_up_the_us
         assert!(exchange["message"]["source"].is_null());
         assert_eq!(exchange["reply"]["role"], "persona");
         assert_eq!(exchange["reply"]["source"], "llm");
-        assert_eq!(reply, llm::voice::offline_reply(*archetype, said), "deterministic");
-        assert!(reply.to_lowercase().contains("mountains"), "{archetype:?}: {reply}");
+        assert_eq!(
+            reply,
+            llm::voice::offline_reply(*archetype, said),
+            "deterministic"
+        );
+        assert!(
+            reply.to_lowercase().contains("mountains"),
+            "{archetype:?}: {reply}"
+        );
         assert!(
             markers.iter().any(|marker| reply.contains(marker)),
             "{archetype:?} out of character: {reply}"
@@ -160,10 +179,7 @@ async fn the_eleventh_turn_back_is_not_in_the_context_but_the_memory_note_is() {
         .await;
     let app = app_with_llm(&server, &[]).await;
     // Synthesis offline; the memory worker asks the same model as chat.
-    let _workers = app.start_workers_with(
-        app.saga(&[("LLM_BASE_URL", "")]),
-        app.chat_memory(&[]),
-    );
+    let _workers = app.start_workers_with(app.saga(&[("LLM_BASE_URL", "")]), app.chat_memory(&[]));
     let owner = app
         .owner_with_persona("memory@example.com", Archetype::Kuudere)
         .await;
@@ -184,8 +200,14 @@ async fn the_eleventh_turn_back_is_not_in_the_context_but_the_memory_note_is() {
         .iter()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
-    assert!(!contents.iter().any(|c| c.contains("turn-01")), "{contents:#?}");
-    assert!(contents.contains(&turn(2).as_str()), "the 10th turn back is there");
+    assert!(
+        !contents.iter().any(|c| c.contains("turn-01")),
+        "{contents:#?}"
+    );
+    assert!(
+        contents.contains(&turn(2).as_str()),
+        "the 10th turn back is there"
+    );
     assert!(contents.contains(&turn(11).as_str()));
     assert_eq!(messages.last().unwrap()["content"], turn(12));
     assert_eq!(
@@ -195,7 +217,10 @@ async fn the_eleventh_turn_back_is_not_in_the_context_but_the_memory_note_is() {
     );
     assert_eq!(messages[1]["role"], "system");
     assert!(contents[1].ends_with(note), "{}", contents[1]);
-    assert!(!contents[0].contains(note), "the note is not in the persona's instructions");
+    assert!(
+        !contents[0].contains(note),
+        "the note is not in the persona's instructions"
+    );
     // The summary was asked of the turns it folds, and never of later ones.
     let summary = server
         .received_requests()
@@ -225,7 +250,10 @@ async fn a_client_that_drops_the_stream_still_finds_the_whole_reply_stored() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/chat/completions"))
-        .respond_with(streamed("Sorry I kept you waiting, tell me more!").set_delay(Duration::from_millis(800)))
+        .respond_with(
+            streamed("Sorry I kept you waiting, tell me more!")
+                .set_delay(Duration::from_millis(800)),
+        )
         .mount(&server)
         .await;
     let app = app_with_llm(&server, &[]).await;
@@ -245,7 +273,12 @@ async fn a_client_that_drops_the_stream_still_finds_the_whole_reply_stored() {
     assert_eq!(response.status(), 200);
     drop(response);
 
-    wait_for(&app, "SELECT count(*) FROM chat_messages WHERE role = 'persona'", 1).await;
+    wait_for(
+        &app,
+        "SELECT count(*) FROM chat_messages WHERE role = 'persona'",
+        1,
+    )
+    .await;
     let stored = history(&app, &owner, "").await;
     assert_eq!(stored["items"][0]["source"], "llm");
     assert_eq!(
@@ -278,7 +311,10 @@ async fn a_slow_llm_gets_the_in_character_fallback_within_the_budget_and_the_mes
     let stored = history(&app, &owner, "").await;
     assert_eq!(stored["items"].as_array().unwrap().len(), 2);
     assert_eq!(stored["items"][1]["content"], "Are you there, princess?");
-    assert_eq!(exchange["bond_points"], 1, "a fallback exchange still counts");
+    assert_eq!(
+        exchange["bond_points"], 1,
+        "a fallback exchange still counts"
+    );
 }
 
 #[tokio::test]
@@ -300,14 +336,20 @@ async fn an_llm_error_gets_the_fallback_streamed_and_the_message_is_kept() {
     assert_eq!(name, "done");
     assert_eq!(done["reply"]["source"], "fallback");
     let fallback = chat::lines::fallback(Archetype::Tsundere, "오늘 기분 어때?");
-    assert_eq!(done["reply"]["content"], fallback, "in Korean, in character");
+    assert_eq!(
+        done["reply"]["content"], fallback,
+        "in Korean, in character"
+    );
     let streamed: String = events
         .iter()
         .filter(|(name, _)| name == "token")
         .map(|(_, data)| data["text"].as_str().unwrap())
         .collect();
     assert_eq!(streamed, fallback);
-    assert_eq!(history(&app, &owner, "").await["items"][1]["content"], "오늘 기분 어때?");
+    assert_eq!(
+        history(&app, &owner, "").await["items"][1]["content"],
+        "오늘 기분 어때?"
+    );
 }
 
 #[tokio::test]
@@ -328,7 +370,10 @@ async fn self_harm_gets_the_supportive_reply_without_calling_the_llm_or_earning_
     let korean = app.chat(&owner, "요즘 너무 죽고 싶어").await;
 
     assert_eq!(english["reply"]["source"], "safety");
-    assert!(english["reply"]["content"].as_str().unwrap().contains("988"));
+    assert!(english["reply"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("988"));
     assert_eq!(korean["reply"]["source"], "safety");
     assert!(korean["reply"]["content"].as_str().unwrap().contains("109"));
     assert_eq!(korean["bond_points"], 0);
@@ -414,7 +459,9 @@ async fn remote_moderation_adds_what_the_word_lists_miss() {
         .owner_with_persona("moderated@example.com", Archetype::Kamidere)
         .await;
 
-    let threat = app.send_message(&owner, "meet me after school, you will regret it").await;
+    let threat = app
+        .send_message(&owner, "meet me after school, you will regret it")
+        .await;
     let crisis = app.chat(&owner, "nothing matters anymore, I am done").await;
     let fine = app.chat(&owner, "What should I cook tonight?").await;
 
@@ -442,7 +489,11 @@ async fn when_the_moderation_api_is_down_the_rule_based_verdict_stands() {
     let threat = app.send_message(&owner, "I will kill you").await;
     let fine = app.chat(&owner, "Let's plan a picnic").await;
 
-    assert_eq!(threat.status(), 422, "never let through because the checker failed");
+    assert_eq!(
+        threat.status(),
+        422,
+        "never let through because the checker failed"
+    );
     let body: Value = threat.json().await.unwrap();
     assert_eq!(body["error"]["details"]["category"], "threats");
     assert_eq!(fine["reply"]["source"], "llm");
@@ -588,7 +639,13 @@ async fn the_history_pages_newest_first_with_a_cursor() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| format!("{}:{}", m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["role"].as_str().unwrap(),
+                    m["content"].as_str().unwrap()
+                )
+            })
             .collect()
     };
     let first_page = contents(&first);
@@ -601,7 +658,11 @@ async fn the_history_pages_newest_first_with_a_cursor() {
     assert!(second_page[0].starts_with("persona:"));
     assert_eq!(second_page[1], "user:message number 1");
     assert!(second["next_cursor"].is_null());
-    for (query, code) in [("?cursor=garbage", "invalid_cursor"), ("?limit=0", "invalid_limit"), ("?limit=101", "invalid_limit")] {
+    for (query, code) in [
+        ("?cursor=garbage", "invalid_cursor"),
+        ("?limit=0", "invalid_limit"),
+        ("?limit=101", "invalid_limit"),
+    ] {
         let response = app.get_as(&owner, &format!("{MESSAGES}{query}")).await;
         assert_eq!(response.status(), 400, "{query}");
         let body: Value = response.json().await.unwrap();
@@ -638,12 +699,17 @@ async fn the_31st_message_in_a_minute_is_refused_with_retry_after() {
     let refused = app.send_message(&owner, "one too many").await;
 
     assert_eq!(refused.status(), 429);
-    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     assert_eq!(
-        app.count("SELECT count(*) FROM chat_messages WHERE role = 'user'").await,
+        app.count("SELECT count(*) FROM chat_messages WHERE role = 'user'")
+            .await,
         30
     );
     clock.advance(chrono::Duration::seconds(61));
@@ -670,7 +736,11 @@ async fn the_daily_quota_and_the_bond_cap_reset_at_midnight_in_seoul() {
     let refused = app.send_message(&owner, "message 201").await;
 
     assert_eq!(refused.status(), 429);
-    let retry_after: i64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: i64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let midnight = chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
         .unwrap()
         .and_hms_opt(0, 0, 0)
@@ -716,7 +786,9 @@ async fn a_retried_message_returns_the_same_reply_and_adds_no_bond() {
         .unwrap();
     let again = send("key-1", "What should I study?", false).await.unwrap();
     let streamed_again = send("key-1", "What should I study?", true).await.unwrap();
-    let reused = send("key-1", "Something else entirely", false).await.unwrap();
+    let reused = send("key-1", "Something else entirely", false)
+        .await
+        .unwrap();
 
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
@@ -731,7 +803,12 @@ async fn a_retried_message_returns_the_same_reply_and_adds_no_bond() {
     let body: Value = reused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
     assert_eq!(app.count("SELECT count(*) FROM chat_messages").await, 2);
-    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    let persona: Value = app
+        .get_as(&owner, "/v1/personas/me")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(persona["bond_points"], 1);
 }
 
@@ -777,9 +854,18 @@ async fn the_bond_and_the_chat_carry_over_to_a_new_persona_version_which_speaks(
     for n in 0..3 {
         app.chat(&owner, &format!("first version chat {n}")).await;
     }
-    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    let persona: Value = app
+        .get_as(&owner, "/v1/personas/me")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
-        (&persona["bond_points"], &persona["bond_level"], &persona["bond_name"]),
+        (
+            &persona["bond_points"],
+            &persona["bond_level"],
+            &persona["bond_name"]
+        ),
         (&json!(3), &json!(0), &json!("Stranger"))
     );
     let client = app.state.db.get().await.unwrap();
@@ -807,7 +893,12 @@ async fn the_bond_and_the_chat_carry_over_to_a_new_persona_version_which_speaks(
         llm::voice::offline_reply(Archetype::Kamidere, "Did you change?")
     );
     assert_eq!(exchange["bond_points"], 4);
-    let persona: Value = app.get_as(&owner, "/v1/personas/me").await.json().await.unwrap();
+    let persona: Value = app
+        .get_as(&owner, "/v1/personas/me")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(persona["version"], 2);
     assert_eq!(persona["bond_points"], 4);
     assert_eq!(
@@ -871,7 +962,10 @@ async fn duplicate_and_reordered_memory_jobs_leave_one_note_per_version() {
         .collect();
     assert_eq!(
         summary,
-        [(1, 10, "extractive".to_owned()), (2, 20, "extractive".to_owned())]
+        [
+            (1, 10, "extractive".to_owned()),
+            (2, 20, "extractive".to_owned())
+        ]
     );
     // Version 2 came first, with no earlier note: it folds all twenty exchanges.
     let sealed = platform::crypto::Sealed {
@@ -879,8 +973,13 @@ async fn duplicate_and_reordered_memory_jobs_leave_one_note_per_version() {
         nonce: notes[1].get(4),
         ciphertext: notes[1].get(5),
     };
-    let note = String::from_utf8(memory.cipher.open(owner_id, notes[1].get(2), &sealed).unwrap())
-        .unwrap();
+    let note = String::from_utf8(
+        memory
+            .cipher
+            .open(owner_id, notes[1].get(2), &sealed)
+            .unwrap(),
+    )
+    .unwrap();
     let turns: Vec<llm::chat::Turn> = (1..=20)
         .flat_map(|n| {
             [
@@ -961,7 +1060,10 @@ async fn a_canary_message_leaves_no_trace_in_logs_queues_the_table_or_a_database
         .unwrap_or_default();
     let table = format!("{items:?}");
 
-    assert!(dump.contains("chat_messages") && dump.contains("summarize_chat"), "the dump is real");
+    assert!(
+        dump.contains("chat_messages") && dump.contains("summarize_chat"),
+        "the dump is real"
+    );
     assert!(table.contains("rate#chat"), "the table is real");
     assert!(logs.contains("chat reply stored"), "the logs are real");
     for (place, text) in [
@@ -970,6 +1072,100 @@ async fn a_canary_message_leaves_no_trace_in_logs_queues_the_table_or_a_database
         ("queues", &queues),
         ("table", &table),
     ] {
-        assert!(!text.contains(&canary), "the message text appears in the {place}");
+        assert!(
+            !text.contains(&canary),
+            "the message text appears in the {place}"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_retry_of_a_message_whose_request_died_completes_it_with_the_fallback() {
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("abandoned@example.com", Archetype::Tsundere)
+        .await;
+    let owner_id: uuid::Uuid = owner.id.parse().unwrap();
+    let client = app.state.db.get().await.unwrap();
+    let persona_id: uuid::Uuid = client
+        .query_one("SELECT id FROM personas", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // What a request that crashed after storing the message leaves behind.
+    let id = uuid::Uuid::now_v7();
+    let sealed = app
+        .state
+        .chat
+        .cipher
+        .seal(owner_id, id, b"Are you ignoring me?")
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO chats (owner_id, day, messages_today) VALUES ($1, current_date, 1)",
+            &[&owner_id],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO chat_messages (id, owner_id, persona_id, role, idempotency_key, key_id, nonce, ciphertext, created_at)
+             VALUES ($1, $2, $3, 'user', sha256('lost-key'::bytea), $4, $5, $6, now() - interval '1 minute')",
+            &[&id, &owner_id, &persona_id, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
+        )
+        .await
+        .unwrap();
+
+    let retry = app
+        .http
+        .post(app.url(MESSAGES))
+        .bearer_auth(&owner.token)
+        .header("idempotency-key", "lost-key")
+        .json(&json!({"content": "Are you ignoring me?"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(retry.status(), 201);
+    let exchange: Value = retry.json().await.unwrap();
+    assert_eq!(exchange["message"]["id"], id.to_string());
+    assert_eq!(exchange["reply"]["source"], "fallback");
+    assert_eq!(
+        exchange["reply"]["content"],
+        chat::lines::fallback(Archetype::Tsundere, "Are you ignoring me?")
+    );
+    assert_eq!(app.count("SELECT count(*) FROM chat_messages").await, 2);
+}
+
+#[tokio::test]
+async fn the_sweeper_republishes_a_lost_memory_job() {
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("lost-job@example.com", Archetype::Genki)
+        .await;
+    app.chat(&owner, "one exchange so the chat exists").await;
+    let job = json!({"owner_id": owner.id, "version": 1});
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO outbox (id, queue, body, created_at) VALUES ($1, 'summarize_chat', $2, now() - interval '1 hour')",
+            &[&uuid::Uuid::now_v7(), &job],
+        )
+        .await
+        .unwrap();
+
+    let report = app
+        .saga(&[])
+        .sweep(saga::sweeper::SweepSettings::default())
+        .await
+        .unwrap();
+
+    assert_eq!(report.republished, 1);
+    let queued = app.queue_messages("SummarizeChatQueue").await;
+    assert_eq!(queued.len(), 1);
+    let body: Value = serde_json::from_str(queued[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(body, job);
 }

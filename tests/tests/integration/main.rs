@@ -1,8 +1,8 @@
 //! Integration tests: one binary, so the test services start once per run.
 
 mod auth_google;
-mod chat;
 mod auth_tokens;
+mod chat;
 mod database_tls;
 mod guards;
 mod http_foundation;

@@ -55,7 +55,11 @@ fn every_sqs_worker_reports_partial_failures_and_its_queue_hides_messages_six_ti
     let functions: Vec<&str> = sources.iter().map(|s| s.function.as_str()).collect();
     assert_eq!(
         functions,
-        ["SynthesizeFunction", "RenderCardFunction", "ChatMemoryFunction"]
+        [
+            "SynthesizeFunction",
+            "RenderCardFunction",
+            "ChatMemoryFunction"
+        ]
     );
 
     for source in sources {

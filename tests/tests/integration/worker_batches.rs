@@ -344,7 +344,9 @@ async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_t
     };
 
     // A job for an owner this database does not know, and a body that is not a job.
-    let job = memory.handle_batch(load("events/chat_memory/job.json")).await;
+    let job = memory
+        .handle_batch(load("events/chat_memory/job.json"))
+        .await;
     let poison = memory
         .handle_batch(load("events/chat_memory/poison.json"))
         .await;
@@ -356,7 +358,10 @@ async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_t
 
     assert!(job.batch_item_failures.is_empty());
     assert!(poison.batch_item_failures.is_empty());
-    assert_eq!(swept.dead_lettered, 0, "the sweeper drains only the saga's dead letters");
+    assert_eq!(
+        swept.dead_lettered, 0,
+        "the sweeper drains only the saga's dead letters"
+    );
     let parked = app.queue_messages("SummarizeChatDeadLetterQueue").await;
     let mut reasons: Vec<(String, String)> = parked
         .iter()
