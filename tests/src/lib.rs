@@ -513,6 +513,15 @@ impl TestApp {
 
     /// The single integer `sql` selects from this app's database.
     pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).await
+    }
+
+    /// The single text `sql` selects from this app's database.
+    pub async fn text(&self, sql: &str) -> String {
+        self.scalar(sql).await
+    }
+
+    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(&self, sql: &str) -> T {
         self.state
             .db
             .get()
@@ -520,7 +529,7 @@ impl TestApp {
             .expect("a connection")
             .query_one(sql, &[])
             .await
-            .expect("the count query")
+            .expect("the query")
             .get(0)
     }
 
@@ -664,12 +673,25 @@ impl TestApp {
 
     /// `POST /v1/personas/me/messages` as `owner` with `content`, as JSON.
     pub async fn send_message(&self, owner: &Owner, content: &str) -> reqwest::Response {
-        self.post_as(
-            owner,
-            "/v1/personas/me/messages",
-            json!({ "content": content }),
-        )
-        .await
+        self.send_message_with(owner, content, &[]).await
+    }
+
+    /// [`TestApp::send_message`] with extra `headers` (`accept`, `idempotency-key`).
+    pub async fn send_message_with(
+        &self,
+        owner: &Owner,
+        content: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url("/v1/personas/me/messages"))
+            .bearer_auth(&owner.token)
+            .json(&json!({ "content": content }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("sending a message")
     }
 
     /// Journey: the owner says `content` to their persona; returns the exchange.
@@ -683,14 +705,8 @@ impl TestApp {
     /// as (name, data) in the order it arrived.
     pub async fn chat_stream(&self, owner: &Owner, content: &str) -> Vec<(String, Value)> {
         let mut response = self
-            .http
-            .post(self.url("/v1/personas/me/messages"))
-            .bearer_auth(&owner.token)
-            .header("accept", "text/event-stream")
-            .json(&json!({ "content": content }))
-            .send()
-            .await
-            .expect("sending a message");
+            .send_message_with(owner, content, &[("accept", "text/event-stream")])
+            .await;
         assert_eq!(response.status(), 200, "streaming failed");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let mut bytes = Vec::new();
@@ -703,35 +719,74 @@ impl TestApp {
     /// Every message waiting on queue `logical_id`, read without deleting (each is visible
     /// again at once).
     pub async fn queue_messages(&self, logical_id: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut seen = Vec::new();
-        let mut ids = std::collections::HashSet::new();
-        for _ in 0..3 {
-            let messages = self
-                .aws
-                .sqs
-                .receive_message()
-                .queue_url(&self.resource(logical_id).reference)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .expect("reading a queue")
-                .messages
-                .unwrap_or_default();
-            for message in messages {
-                if ids.insert(message.message_id.clone()) {
-                    seen.push(message);
-                }
-            }
-        }
-        seen
+        peek_queue(&self.aws.sqs, &self.resource(logical_id).reference).await
+    }
+
+    /// A `pg_dump` of this app's database, for tests that search it.
+    pub async fn database_dump(&self) -> String {
+        let pg_dump = devstack::postgres::binary("pg_dump").expect("pg_dump");
+        let dump = std::process::Command::new(pg_dump)
+            .arg("--dbname")
+            .arg(&self.database_url)
+            .output()
+            .expect("running pg_dump");
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        String::from_utf8_lossy(&dump.stdout).into_owned()
+    }
+
+    /// Every item of this app's DynamoDB table, printed, for tests that search it.
+    pub async fn table_dump(&self) -> String {
+        let items = self
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(&self.config().table_name)
+            .send()
+            .await
+            .expect("scanning the table")
+            .items
+            .unwrap_or_default();
+        format!("{items:?}")
     }
 
     /// The local URL, ARN and name of template resource `logical_id`.
     pub fn resource(&self, logical_id: &str) -> &devstack::template::LocalResource {
         &self.resources[logical_id]
     }
+}
+
+/// Every message waiting on `queue_url`, read without deleting (each is visible again at
+/// once), with its attributes.
+pub async fn peek_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut seen = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("reading a queue")
+            .messages
+            .unwrap_or_default();
+        for message in messages {
+            if ids.insert(message.message_id.clone()) {
+                seen.push(message);
+            }
+        }
+    }
+    seen
 }
 
 /// Parses a Server-Sent Events body into (event name, JSON data) pairs.

@@ -783,33 +783,12 @@ async fn a_canary_answer_address_and_fingerprint_leave_no_trace_in_the_database_
     )
     .await;
 
-    let pg_dump = devstack::postgres::binary("pg_dump").unwrap();
-    let dump = std::process::Command::new(pg_dump)
-        .arg("--dbname")
-        .arg(&app.database_url)
-        .output()
-        .unwrap();
-    assert!(
-        dump.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let dump = app.database_dump().await;
     let logs = integration_tests::captured_logs();
     let messages = app.queue_messages("SynthesizeQueue").await;
     assert_eq!(messages.len(), 1, "the third answer queued the job");
     let queue = format!("{messages:?}");
-    let items = app
-        .aws
-        .dynamodb
-        .scan()
-        .table_name(&app.config().table_name)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
-    let table = format!("{items:?}");
+    let table = app.table_dump().await;
 
     assert!(dump.contains("survey_responses"), "the dump is real");
     assert!(table.contains("marker#"), "the table is real");
