@@ -560,6 +560,34 @@ mod tests {
     }
 
     #[test]
+    fn the_chat_functions_never_need_google_the_address_key_or_the_answer_keys() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", "postgres://u:p@localhost/db"),
+            ("TABLE_NAME", "table"),
+            ("SUMMARIZE_CHAT_QUEUE_URL", "http://localhost/q/c"),
+            ("SUMMARIZE_CHAT_DLQ_URL", "http://localhost/q/cd"),
+            (
+                "JWT_SIGNING_KEYS",
+                "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            ),
+            (
+                "MESSAGE_KEYS",
+                "m1:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=",
+            ),
+        ]);
+        let chat = ChatConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(chat.chat.reply_budget, std::time::Duration::from_secs(3));
+        assert_eq!(chat.chat.quest_time_zone, chrono_tz::Asia::Seoul);
+        assert!(
+            chat.chat.moderation.is_none(),
+            "no OpenAI key, no remote moderation"
+        );
+        assert_eq!(chat.identity.jwt_signing_keys.len(), 1);
+        let memory = ChatMemoryConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(memory.queue.dead_letter_url, "http://localhost/q/cd");
+    }
+
+    #[test]
     fn the_database_ca_comes_from_text_or_a_file_and_an_unreadable_file_is_named() {
         let mut env = complete();
         env.insert("DATABASE_CA_FILE", "/nonexistent/bundle.pem");
