@@ -791,7 +791,7 @@ async fn a_retried_message_returns_the_same_reply_and_adds_no_bond() {
     assert_eq!(body["error"]["code"], "idempotency_key_reused");
     assert_eq!(app.count("SELECT count(*) FROM chat_messages").await, 2);
     let persona: Value = app
-        .get_as(&owner, "/v1/personas/me")
+        .get_as(owner, "/v1/personas/me")
         .await
         .json()
         .await
