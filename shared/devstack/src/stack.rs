@@ -396,6 +396,11 @@ async fn launch(
             std::time::Duration::from_secs(10),
             shutdown.clone(),
         ));
+        // No Nagle delay: a streamed chat reply's events are small writes that must go out as
+        // they come (otherwise each waits for the client's delayed ACK, ~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
