@@ -69,6 +69,8 @@ use store::{Completed, NewMessage, NewReply, NotStored, Persona, Speaking, Store
 pub const MAX_MESSAGE_CHARS: usize = 1000;
 /// Messages per user per day (the day in the quest time zone).
 pub const DAILY_MESSAGES: i32 = 200;
+/// Kept out of the reply budget for storing the reply, so the whole reply is ready within it.
+const STORE_MARGIN: Duration = Duration::from_millis(150);
 /// A first attempt this old without a reply died with its request: a retry with the same
 /// `Idempotency-Key` completes it with the fallback instead of waiting forever.
 const ABANDONED_AFTER: Duration = Duration::from_secs(30);
@@ -690,7 +692,7 @@ impl Pending {
     /// The model's reply within the budget, or the fallback.
     async fn converse(&self, prompt: &ChatPrompt, tokens: &mut Tokens) -> (String, Source) {
         let mut filter = ReplyFilter::new(&prompt.system);
-        let deadline = self.started + self.chat.budget;
+        let deadline = self.started + self.chat.budget.saturating_sub(STORE_MARGIN);
         let outcome = tokio::time::timeout_at(
             deadline,
             generate(&self.chat.llm, prompt, &mut filter, tokens),
