@@ -241,10 +241,11 @@ pub async fn spawn_app_with(options: TestAppOptions) -> TestApp {
     }
 }
 
-/// The saga workers of a test app, polling its real queues like Lambda's event source mappings,
-/// plus a fast sweeper. Stopped when dropped.
+/// The saga and chat memory workers of a test app, polling its real queues like Lambda's event
+/// source mappings, plus a fast sweeper. Stopped when dropped.
 pub struct Workers {
     pub saga: saga::Saga,
+    pub memory: chat::memory::MemoryWorker,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -660,6 +661,15 @@ impl TestApp {
 
     /// The single integer `sql` selects from this app's database.
     pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).await
+    }
+
+    /// The single text `sql` selects from this app's database.
+    pub async fn text(&self, sql: &str) -> String {
+        self.scalar(sql).await
+    }
+
+    async fn scalar<T: tokio_postgres::types::FromSqlOwned>(&self, sql: &str) -> T {
         self.state
             .db
             .get()
@@ -667,7 +677,7 @@ impl TestApp {
             .expect("a connection")
             .query_one(sql, &[])
             .await
-            .expect("the count query")
+            .expect("the query")
             .get(0)
     }
 
@@ -683,10 +693,33 @@ impl TestApp {
             .expect("the template configures the saga functions")
     }
 
-    /// Starts the workers for `saga` (see [`Workers`]).
-    pub fn start_workers(&self, saga: saga::Saga) -> Workers {
+    /// The chat memory function, configured as the template configures it (sharing this app's
+    /// keys), with `extra` overrides.
+    pub async fn chat_memory(&self, extra: &[(&str, &str)]) -> chat::memory::MemoryWorker {
+        let mut overrides = self.overrides.clone();
+        for (name, value) in extra {
+            overrides.insert((*name).to_owned(), (*value).to_owned());
+        }
+        devstack::stack::local_chat_memory(&self.template, &self.resources, &overrides, &self.aws)
+            .await
+            .expect("the template configures the chat memory function")
+    }
+
+    /// Starts the workers for `saga`, and the chat memory worker as this app is configured
+    /// (see [`Workers`]).
+    pub async fn start_workers(&self, saga: saga::Saga) -> Workers {
+        self.start_workers_with(saga, self.chat_memory(&[]).await)
+    }
+
+    /// [`TestApp::start_workers`] with a chat memory worker of the test's own.
+    pub fn start_workers_with(
+        &self,
+        saga: saga::Saga,
+        memory: chat::memory::MemoryWorker,
+    ) -> Workers {
         let cancel = tokio_util::sync::CancellationToken::new();
-        let workers = devstack::stack::saga_workers(&saga);
+        let mut workers = devstack::stack::saga_workers(&saga);
+        workers.extend(devstack::stack::chat_workers(&memory));
         for poller in
             devstack::stack::pollers(&self.template, &self.resources, &workers).expect("pollers")
         {
@@ -701,7 +734,11 @@ impl TestApp {
             std::time::Duration::from_millis(300),
             cancel.clone(),
         ));
-        Workers { saga, cancel }
+        Workers {
+            saga,
+            memory,
+            cancel,
+        }
     }
 
     /// Polls the status route until `state` (or panics after `within`); returns the status.
@@ -734,10 +771,191 @@ impl TestApp {
         }
     }
 
+    /// Journey: an owner whose persona of `archetype` is ready, written straight to the
+    /// database as the saga leaves it (rule-based text, a card), so chat tests pick the voice
+    /// and need no workers.
+    pub async fn owner_with_persona(
+        &self,
+        owner_email: &str,
+        archetype: domain::archetypes::Archetype,
+    ) -> Owner {
+        let owner = self.owner(owner_email).await;
+        let owner_id: uuid::Uuid = owner.id.parse().expect("a user id");
+        let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
+            .expect("the current question bank");
+        let mut brief = domain::synthesis::aggregate(&bank, "Mira", &[]);
+        brief.leading_archetype = archetype;
+        let text = domain::synthesis::rule_based(&brief);
+        let (survey, persona) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let client = self.state.db.get().await.expect("a connection");
+        client
+            .execute(
+                "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
+                 VALUES ($1, $2, 't', 1, 'collecting', 3, now(), now() + interval '30 days')",
+                &[&survey, &owner_id],
+            )
+            .await
+            .expect("seeding a survey");
+        let archetype_name = serde_json::to_value(archetype).expect("an archetype");
+        let cards = json!([{"size": "square", "key": format!("cards/{persona}/seed.png"), "width": 1080, "height": 1080}]);
+        client
+            .execute(
+                "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count,
+                     name, archetype, traits, greeting, system_prompt, charisma, intellect, kindness, energy,
+                     synthesized_by, cards)
+                 VALUES ($1, $2, $3, 1, 'ready', 4, 3, $4, $5, $6, $7, $8, 50, 50, 50, 50, 'rule_based', $9)",
+                &[
+                    &persona,
+                    &owner_id,
+                    &survey,
+                    &text.name,
+                    &archetype_name.as_str().expect("a name"),
+                    &json!(text.traits),
+                    &text.greeting,
+                    &text.system_prompt,
+                    &cards,
+                ],
+            )
+            .await
+            .expect("seeding a ready persona");
+        owner
+    }
+
+    /// `POST /v1/personas/me/messages` as `owner` with `content`, as JSON.
+    pub async fn send_message(&self, owner: &Owner, content: &str) -> reqwest::Response {
+        self.send_message_with(owner, content, &[]).await
+    }
+
+    /// [`TestApp::send_message`] with extra `headers` (`accept`, `idempotency-key`).
+    pub async fn send_message_with(
+        &self,
+        owner: &Owner,
+        content: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url("/v1/personas/me/messages"))
+            .bearer_auth(&owner.token)
+            .json(&json!({ "content": content }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("sending a message")
+    }
+
+    /// Journey: the owner says `content` to their persona; returns the exchange.
+    pub async fn chat(&self, owner: &Owner, content: &str) -> Value {
+        let response = self.send_message(owner, content).await;
+        assert_eq!(response.status(), 201, "chatting failed");
+        response.json().await.expect("an exchange")
+    }
+
+    /// Journey: the owner says `content` with `Accept: text/event-stream`; returns every event
+    /// as (name, data) in the order it arrived.
+    pub async fn chat_stream(&self, owner: &Owner, content: &str) -> Vec<(String, Value)> {
+        let mut response = self
+            .send_message_with(owner, content, &[("accept", "text/event-stream")])
+            .await;
+        assert_eq!(response.status(), 200, "streaming failed");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.expect("reading the stream") {
+            bytes.extend_from_slice(&chunk);
+        }
+        server_sent_events(&String::from_utf8(bytes).expect("UTF-8 events"))
+    }
+
+    /// Every message waiting on queue `logical_id`, read without deleting (each is visible
+    /// again at once).
+    pub async fn queue_messages(&self, logical_id: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        peek_queue(&self.aws.sqs, &self.resource(logical_id).reference).await
+    }
+
+    /// A `pg_dump` of this app's database, for tests that search it.
+    pub async fn database_dump(&self) -> String {
+        let pg_dump = devstack::postgres::binary("pg_dump").expect("pg_dump");
+        let dump = std::process::Command::new(pg_dump)
+            .arg("--dbname")
+            .arg(&self.database_url)
+            .output()
+            .expect("running pg_dump");
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        String::from_utf8_lossy(&dump.stdout).into_owned()
+    }
+
+    /// Every item of this app's DynamoDB table, printed, for tests that search it.
+    pub async fn table_dump(&self) -> String {
+        let items = self
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(&self.config().table_name)
+            .send()
+            .await
+            .expect("scanning the table")
+            .items
+            .unwrap_or_default();
+        format!("{items:?}")
+    }
+
     /// The local URL, ARN and name of template resource `logical_id`.
     pub fn resource(&self, logical_id: &str) -> &devstack::template::LocalResource {
         &self.resources[logical_id]
     }
+}
+
+/// Every message waiting on `queue_url`, read without deleting (each is visible again at
+/// once), with its attributes.
+pub async fn peek_queue(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut seen = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("reading a queue")
+            .messages
+            .unwrap_or_default();
+        for message in messages {
+            if ids.insert(message.message_id.clone()) {
+                seen.push(message);
+            }
+        }
+    }
+    seen
+}
+
+/// Parses a Server-Sent Events body into (event name, JSON data) pairs.
+pub fn server_sent_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_owned();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                }
+            }
+            (name, serde_json::from_str(&data).expect("JSON event data"))
+        })
+        .collect()
 }
 
 /// The path of a file in the repository.

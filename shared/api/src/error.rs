@@ -81,6 +81,13 @@ pub enum ApiError {
     /// 429 `rate_limited` with `Retry-After`.
     #[error("rate limited")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 429 with `Retry-After` and a code of its own (`daily_quota_exceeded`): a quota, not a
+    /// burst limit.
+    #[error("quota exceeded: {}", .problem.code)]
+    QuotaExceeded {
+        problem: Problem,
+        retry_after_secs: u64,
+    },
     /// 503: a dependency is down; details say which, never why.
     #[error("unavailable: {}", .0.code)]
     Unavailable(Problem),
@@ -123,7 +130,9 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,7 +143,7 @@ impl ApiError {
         Self::NotFound(Problem::new("not_found", message))
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         match self {
             Self::BadRequest(p)
             | Self::Unauthorized(p)
@@ -161,6 +170,7 @@ impl ApiError {
                 "Too many requests; try again after the time in Retry-After.",
             )
             .with_details(serde_json::json!({ "retry_after_seconds": retry_after_secs })),
+            Self::QuotaExceeded { problem, .. } => problem.clone(),
             Self::Unexpected(_) => Problem::new(
                 "internal_error",
                 "Something went wrong on our side. Quote the request id if you contact us.",
@@ -205,7 +215,10 @@ impl IntoResponse for ApiError {
             Self::MethodNotAllowed { allow: Some(allow) } => {
                 headers.insert(header::ALLOW, allow);
             }
-            Self::TooManyRequests { retry_after_secs } => {
+            Self::TooManyRequests { retry_after_secs }
+            | Self::QuotaExceeded {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}

@@ -120,6 +120,12 @@ impl IdempotencyKey {
         Self { key, deadline_ms }
     }
 
+    /// The key as sent, for a use case that keeps its own idempotency record (chat: its replay
+    /// comes from the sealed messages, since a stored response body would hold their text).
+    pub fn value(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Runs `operation` at most once per key: `scope` names the caller and operation (for
     /// example `surveys.create#<user id>`), `request` is the parsed body whose hash detects a
     /// key reused for a different request.

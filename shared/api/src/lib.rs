@@ -19,5 +19,5 @@ pub mod state;
 pub mod surveys;
 
 pub use error::{ApiError, Problem};
-pub use router::{local_router, openapi_document, router, with_middleware};
+pub use router::{chat_router, local_router, openapi_document, router, with_middleware};
 pub use state::AppState;

@@ -58,7 +58,11 @@ pub struct PersonaView {
     pub stats: Stats,
     pub traits: Vec<String>,
     pub greeting: String,
-    pub bond_level: i32,
+    /// The owner's bond with their persona (it carries over across versions): 0 Stranger,
+    /// 1 Acquaintance, 2 Friend, 3 Close Friend, 4 Soulmate.
+    pub bond_level: u8,
+    pub bond_name: &'static str,
+    pub bond_points: i32,
     pub card: Option<CardView>,
     /// Whether the persona as a whole (every version) is public.
     pub is_public: bool,
@@ -255,6 +259,7 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
             height: square.height,
             sizes: Vec::new(),
         });
+    let bond = state.chat.bond(row.owner_id).await?;
     Ok(PersonaView {
         id: row.id,
         version: row.version,
@@ -263,7 +268,9 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
         stats,
         traits: row.traits.clone(),
         greeting: row.greeting.clone().unwrap_or_default(),
-        bond_level: row.bond_level,
+        bond_level: bond.level(),
+        bond_name: bond.name(),
+        bond_points: bond.points,
         card: card.map(|mut card| {
             card.sizes = sizes;
             card

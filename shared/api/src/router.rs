@@ -17,7 +17,9 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth, health,
+    auth,
+    chat::{self, ChatApi},
+    health,
     openapi::{self, ApiDoc, OpenApiJson},
     personas, quests, request_context, social, surveys, ApiError, AppState,
 };
@@ -58,7 +60,8 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .routes(routes!(social::share_page))
         .routes(routes!(social::share_card))
         .routes(routes!(social::record_share))
-        .routes(routes!(social::compatibility));
+        .routes(routes!(social::compatibility))
+        .routes(routes!(chat::send_message, chat::history));
     match deployment {
         Deployment::Lambda => routes,
         Deployment::Local => routes.routes(routes!(auth::dev_sign_in)),
@@ -93,10 +96,25 @@ fn build(state: AppState, deployment: Deployment) -> Router {
         .to_json()
         .expect("the OpenAPI document always serializes");
     let config = state.config.clone();
-    let routes = routes
+    let mut routes = routes
         .with_state(state)
         .layer(Extension(OpenApiJson(Arc::new(document))));
+    // API Gateway's HTTP API buffers responses, so in Lambda the chat route answers JSON; the
+    // chat stream function ([`chat_router`]) streams it there.
+    if deployment == Deployment::Local {
+        routes = routes.layer(Extension(chat::Streaming));
+    }
     with_middleware(routes, &config.web)
+}
+
+/// The chat stream function's application: the chat routes alone, streaming, behind a Function
+/// URL in `RESPONSE_STREAM` mode, with the same middleware as every route.
+pub fn chat_router(api: ChatApi, web: &platform::config::WebConfig) -> Router {
+    let (routes, _) = OpenApiRouter::new()
+        .routes(routes!(chat::send_message, chat::history))
+        .split_for_parts();
+    let routes = routes.with_state(api).layer(Extension(chat::Streaming));
+    with_middleware(routes, web)
 }
 
 /// The fallback and the middleware stack every route runs behind.

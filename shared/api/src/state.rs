@@ -1,5 +1,5 @@
 //! What every handler can reach, built once per cold start: the configuration, the feature
-//! services (surveys, personas, social) and the guards' handles.
+//! services (surveys, personas, social, quests, chat) and the guards' handles.
 
 use std::sync::Arc;
 
@@ -36,6 +36,13 @@ pub struct AppState {
     pub quests: quests::Quests,
     pub cards: personas::cards::CardLinks,
     pub social: social::Social,
+    pub chat: chat::Chat,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<AccessTokens> {
+    fn from_ref(state: &AppState) -> Self {
+        state.tokens.clone()
+    }
 }
 
 impl AppState {
@@ -80,13 +87,20 @@ impl AppState {
             personas: personas::Personas {
                 db: pool.clone(),
                 status: status.clone(),
-                publisher,
+                publisher: publisher.clone(),
             },
             quests: quests::Quests {
                 db: pool.clone(),
                 clock: clock.clone(),
                 zone: config.quest_time_zone,
             },
+            chat: chat::Chat::new(
+                &config.chat,
+                pool.clone(),
+                table.clone(),
+                publisher.clone(),
+                clock.clone(),
+            )?,
             cards: cards.clone(),
             social: social::Social {
                 db: pool.clone(),

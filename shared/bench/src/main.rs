@@ -1,4 +1,4 @@
-//! Benchmarks (reported, never asserted): `cargo run --release -p bench [cards|saga]`.
+//! Benchmarks (reported, never asserted): `cargo run --release -p bench [cards|saga|chat]`.
 //!
 //! - `cards`: card rendering per size: warm median and p95 in one process, cold (process start
 //!   to PNG written) and peak RSS of a fresh process; side by side with the earlier plan's Node
@@ -6,8 +6,11 @@
 //!   the same run, as a ratio.
 //! - `saga`: third answer → persona `ready` in the local stack with the offline LLM, p50 and p95
 //!   over 100 personas.
+//! - `chat`: first streamed token and whole reply, p50 and p95, offline provider in the local
+//!   stack; and the fallback's time when the LLM stalls.
 
 mod cards_bench;
+mod chat_bench;
 mod saga_bench;
 
 #[tokio::main]
@@ -21,11 +24,16 @@ async fn main() -> anyhow::Result<()> {
             platform::telemetry::init_with_writer(std::io::sink);
             saga_bench::run().await
         }
+        Some("chat") => {
+            platform::telemetry::init_with_writer(std::io::sink);
+            chat_bench::run().await
+        }
         None => {
             cards_bench::run()?;
             platform::telemetry::init_with_writer(std::io::sink);
-            saga_bench::run().await
+            saga_bench::run().await?;
+            chat_bench::run().await
         }
-        Some(other) => anyhow::bail!("unknown benchmark {other:?}; use cards or saga"),
+        Some(other) => anyhow::bail!("unknown benchmark {other:?}; use cards, saga or chat"),
     }
 }

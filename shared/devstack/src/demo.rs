@@ -1,6 +1,6 @@
 //! `devstack demo`: the product in one command. Starts the local stack, signs in, creates a
-//! survey, has three friends answer it, shows the saga's progress step by step, and writes the
-//! three card PNGs to a folder.
+//! survey, has three friends answer it, shows the saga's progress step by step, writes the
+//! three card PNGs to a folder, and says hello to the persona.
 
 use std::{
     collections::BTreeMap,
@@ -163,6 +163,24 @@ async fn drive(base: &str, folder: &PathBuf) -> anyhow::Result<()> {
     for file in written {
         println!("  {}", file.display());
     }
+
+    let said = "I went hiking in the mountains with Jun today!";
+    let exchange: Value = http
+        .post(format!("{base}/v1/personas/me/messages"))
+        .bearer_auth(&token)
+        .json(&json!({ "content": said }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!(
+        "\nChat:\n  you      {said}\n  persona  {}\n  ({} reply; bond: {}, {} point)",
+        exchange["reply"]["content"].as_str().unwrap_or("?"),
+        exchange["reply"]["source"].as_str().unwrap_or("?"),
+        exchange["bond_name"].as_str().unwrap_or("?"),
+        exchange["bond_points"],
+    );
     Ok(())
 }
 

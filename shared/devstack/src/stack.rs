@@ -146,6 +146,9 @@ pub fn local_defaults(overrides: &mut BTreeMap<String, String>) -> BTreeMap<Stri
     secrets
         .entry("ANSWER_KEYS".into())
         .or_insert_with(|| format!("local:{}", random_key()));
+    secrets
+        .entry("MESSAGE_KEYS".into())
+        .or_insert_with(|| format!("local:{}", random_key()));
     overrides
         .entry("GOOGLE_CLIENT_ID".into())
         .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
@@ -176,6 +179,16 @@ pub fn saga_workers(saga: &saga::Saga) -> Workers {
         }),
     );
     workers
+}
+
+/// The chat memory function, run by the local pollers as its Lambda main runs it.
+pub fn chat_workers(memory: &chat::memory::MemoryWorker) -> Workers {
+    let memory = memory.clone();
+    let handler: SqsHandler = Arc::new(move |event| {
+        let memory = memory.clone();
+        Box::pin(async move { memory.handle_batch(event).await })
+    });
+    Workers::from([("ChatMemoryFunction".to_owned(), handler)])
 }
 
 /// Runs the sweeper every `every` until `shutdown` (the template schedules it every minute; the
@@ -211,7 +224,13 @@ pub async fn function_config<C: FunctionConfig>(
     let environment = template.function_environment(function, resources);
     let arns: Vec<String> = environment
         .get(platform::secrets::ARNS_VARIABLE)
-        .map(|arns| arns.split(',').map(str::to_owned).collect())
+        .map(|arns| {
+            arns.split(',')
+                .map(str::trim)
+                .filter(|arn| !arn.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let secrets = platform::secrets::fetch(&aws.secrets, &arns).await?;
     let config = C::from_lookup(|name| {
@@ -236,6 +255,19 @@ pub async fn local_saga(
         function_config(template, "SynthesizeFunction", resources, overrides, aws).await?,
         function_config(template, "RenderCardFunction", resources, overrides, aws).await?,
         function_config(template, "SweeperFunction", resources, overrides, aws).await?,
+        aws,
+    )
+}
+
+/// The chat memory function, configured as the template configures it.
+pub async fn local_chat_memory(
+    template: &Template,
+    resources: &LocalResources,
+    overrides: &BTreeMap<String, String>,
+    aws: &AwsClients,
+) -> anyhow::Result<chat::memory::MemoryWorker> {
+    chat::memory::MemoryWorker::new(
+        function_config(template, "ChatMemoryFunction", resources, overrides, aws).await?,
         aws,
     )
 }
@@ -358,7 +390,10 @@ async fn launch(
     .await?;
     let state = api::AppState::new(config, services.aws.clone())?;
     let saga = local_saga(&template, &resources, &overrides, &services.aws).await?;
-    let workers = saga_workers(&saga);
+    let mut workers = saga_workers(&saga);
+    workers.extend(chat_workers(
+        &local_chat_memory(&template, &resources, &overrides, &services.aws).await?,
+    ));
     let pollers = pollers(&template, &resources, &workers)?;
 
     let listener = tokio::net::TcpListener::bind(options.address)
@@ -397,6 +432,11 @@ async fn launch(
             std::time::Duration::from_secs(10),
             shutdown.clone(),
         ));
+        // No Nagle delay: a streamed chat reply's events are small writes that must go out as
+        // they come (otherwise each waits for the client's delayed ACK, ~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,8 +1,12 @@
-//! The persona writer port and its providers: the offline rule-based writer (the default with no
+//! The LLM port and its providers: the offline rule-based writer and voice (the default with no
 //! key) and any OpenAI-compatible chat-completions server (OpenAI, OpenRouter, `LLM_BASE_URL`).
 //!
-//! The LLM only writes text: name, archetype from the fixed eight, traits, system prompt,
-//! greeting. Stats are computed from the answers and are not the model's to decide.
+//! For personas the LLM only writes text: name, archetype from the fixed eight, traits, system
+//! prompt, greeting. Stats are computed from the answers and are not the model's to decide. For
+//! chat it streams replies ([`chat`]).
+
+pub mod chat;
+pub mod voice;
 
 use std::time::Duration;
 
@@ -64,6 +68,26 @@ pub enum LlmError {
 }
 
 impl Provider {
+    /// The OpenAI-compatible server at `base_url`, or the offline provider without one. The
+    /// HTTP client (TLS setup) is built only when a server is configured.
+    pub fn connect(
+        base_url: Option<&str>,
+        api_key: Option<&str>,
+        models: &[String],
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(match base_url {
+            None => Provider::Offline,
+            Some(base_url) => Provider::OpenAiCompatible(OpenAiCompatible {
+                base_url: base_url.to_owned(),
+                api_key: api_key.map(str::to_owned),
+                models: models.to_vec(),
+                timeout,
+                http: reqwest::Client::builder().timeout(timeout).build()?,
+            }),
+        })
+    }
+
     /// One attempt (the caller retries across SQS receives).
     pub async fn write(&self, brief: &Brief, attempt: u32) -> Result<Written, LlmError> {
         match self {
@@ -122,23 +146,7 @@ impl OpenAiCompatible {
             "temperature": 0.8,
             "max_tokens": 900,
         });
-        let url = format!("{}/chat/completions", self.base_url.trim_end_matches('/'));
-        let mut request = self.http.post(url).timeout(self.timeout).json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|error| {
-            LlmError::Transient(if error.is_timeout() {
-                "timeout".into()
-            } else {
-                "network".into()
-            })
-        })?;
-        let status = response.status();
-        let payload: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(classify_status(status.as_u16(), &payload));
-        }
+        let payload = self.post(&body).await?;
         let choice = &payload["choices"][0];
         if choice["finish_reason"] == "content_filter" || choice["message"]["refusal"].is_string() {
             return Err(LlmError::Permanent("content_policy".into()));
@@ -168,6 +176,39 @@ pub fn record_call(operation: &'static str, latency: Duration, error: Option<&Ll
     metrics::histogram!("llm_latency_ms", "operation" => operation, "outcome" => outcome)
         .record(latency.as_secs_f64() * 1000.0);
     metrics::counter!("llm_calls", "operation" => operation, "outcome" => outcome).increment(1);
+}
+
+impl OpenAiCompatible {
+    /// Sends a chat-completions request; the response once its status is a success.
+    async fn send(&self, body: &Value) -> Result<reqwest::Response, LlmError> {
+        let url = format!("{}/chat/completions", self.base_url.trim_end_matches('/'));
+        let mut request = self.http.post(url).timeout(self.timeout).json(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|error| {
+            LlmError::Transient(if error.is_timeout() {
+                "timeout".into()
+            } else {
+                "network".into()
+            })
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let payload: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(classify_status(status.as_u16(), &payload));
+        }
+        Ok(response)
+    }
+
+    /// A non-streamed chat-completions request's JSON answer.
+    async fn post(&self, body: &Value) -> Result<Value, LlmError> {
+        self.send(body)
+            .await?
+            .json()
+            .await
+            .map_err(|_| LlmError::Transient("malformed_output".into()))
+    }
 }
 
 fn classify_status(status: u16, payload: &Value) -> LlmError {

@@ -4,7 +4,7 @@
 //!
 //! | function | sections |
 //! |---|---|
-//! | `HttpApiFunction` | database, table, web, identity, surveys keys, cards bucket, quest time zone, publishes synthesize + render |
+//! | `HttpApiFunction` | database, table, web, identity, surveys keys, cards bucket, quest time zone, chat, publishes synthesize + render + summarize_chat |
 //! | `SynthesizeFunction` | database, table, its queue, answer keys, LLM, publishes render |
 //! | `RenderCardFunction` | database, table, its queue, cards bucket, frontend URL |
 //! | `SweeperFunction` | database, table, publishes and drains every queue |
@@ -85,6 +85,14 @@ impl WebConfig {
     pub fn read(env: &mut Env<Lookup>) -> Self {
         Self {
             frontend_url: frontend_url(env),
+            ..Self::read_cors(env)
+        }
+    }
+
+    /// CORS and the body limit only, for a function that builds no links (the chat stream).
+    pub fn read_cors(env: &mut Env<Lookup>) -> Self {
+        Self {
+            frontend_url: String::new(),
             allowed_origins: env.list("ALLOWED_ORIGINS"),
             max_body_bytes: env.optional("MAX_BODY_BYTES", 64 * 1024),
         }
@@ -121,13 +129,23 @@ impl IdentityConfig {
                 "GOOGLE_JWKS_URL",
                 "https://www.googleapis.com/oauth2/v3/certs",
             ),
-            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", named_keys),
-            jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
-            jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
             address_hash_key: env.required("ADDRESS_HASH_KEY"),
             refresh_reuse_grace: std::time::Duration::from_secs(
                 env.optional("REFRESH_REUSE_GRACE_SECS", 10),
             ),
+            ..Self::read_tokens(env)
+        }
+    }
+
+    /// Only our access tokens' keys, issuer and audience: for a function that authenticates
+    /// callers but signs nobody in (the chat stream), so it never holds Google's or the address
+    /// hash settings.
+    pub fn read_tokens(env: &mut Env<Lookup>) -> Self {
+        Self {
+            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", named_keys),
+            jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
+            jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
+            ..Self::default()
         }
     }
 }
@@ -136,6 +154,12 @@ impl IdentityConfig {
 /// first seals, all open.
 fn answer_keys(env: &mut Env<Lookup>) -> Vec<NamedKey> {
     env.required_with("ANSWER_KEYS", named_keys)
+}
+
+/// `MESSAGE_KEYS`: `kid:base64key[,...]`, 32-byte AES-256-GCM keys sealing chat messages and
+/// memory notes (never the answer keys); the first seals, all open.
+fn message_keys(env: &mut Env<Lookup>) -> Vec<NamedKey> {
+    env.required_with("MESSAGE_KEYS", named_keys)
 }
 
 /// The LLM provider settings. `base_url: None` selects the offline rule-based writer.
@@ -203,6 +227,54 @@ pub fn quest_time_zone(env: &mut Env<Lookup>) -> chrono_tz::Tz {
     }
 }
 
+/// The remote moderation check of chat messages: OpenAI's `/moderations`, on when
+/// `OPENAI_API_KEY` is set. It only adds to the rule-based check, which always runs.
+#[derive(Debug, Clone)]
+pub struct ModerationSettings {
+    /// `MODERATION_BASE_URL` (tests point it at a local server); OpenAI's API by default.
+    pub base_url: String,
+    pub api_key: SecretString,
+}
+
+impl ModerationSettings {
+    pub fn read(env: &mut Env<Lookup>) -> Option<Self> {
+        let api_key = SecretString::from(env.get("OPENAI_API_KEY")?);
+        Some(Self {
+            base_url: env.optional_url("MODERATION_BASE_URL", "https://api.openai.com/v1"),
+            api_key,
+        })
+    }
+}
+
+/// What chat needs wherever it is served (the HTTP function's JSON route, the chat stream
+/// function).
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    pub message_keys: Vec<NamedKey>,
+    /// The chat model (the same `LLM_*` variables as synthesis; offline without them).
+    pub llm: LlmSettings,
+    pub moderation: Option<ModerationSettings>,
+    /// The daily bond cap and message quota reset at midnight in this zone.
+    pub quest_time_zone: chrono_tz::Tz,
+    /// `CHAT_REPLY_BUDGET_MS` (3000): the whole reply must be ready within it, or the
+    /// in-character fallback is stored instead.
+    pub reply_budget: std::time::Duration,
+}
+
+impl ChatSettings {
+    pub fn read(env: &mut Env<Lookup>) -> Self {
+        Self {
+            message_keys: message_keys(env),
+            llm: LlmSettings::read(env),
+            moderation: ModerationSettings::read(env),
+            quest_time_zone: quest_time_zone(env),
+            reply_budget: std::time::Duration::from_millis(
+                env.optional("CHAT_REPLY_BUDGET_MS", 3000),
+            ),
+        }
+    }
+}
+
 /// The queue an SQS-triggered function consumes, and its dead-letter queue.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerQueue {
@@ -233,6 +305,8 @@ pub struct HttpApiConfig {
     pub answer_keys: Vec<NamedKey>,
     /// `QUEST_TIME_ZONE`: where quest days and weeks begin.
     pub quest_time_zone: chrono_tz::Tz,
+    /// The chat routes answer JSON here (the chat stream function streams them).
+    pub chat: ChatSettings,
 }
 
 /// `SynthesizeFunction`: saga step 1.
@@ -264,8 +338,36 @@ pub struct RenderConfig {
 pub struct SweeperConfig {
     pub database: DatabaseConfig,
     pub table_name: String,
+    /// Every queue: any outbox row may need republishing.
     pub queues: QueueUrls,
+    /// The saga's dead-letter queues only: their messages become failed personas. Other
+    /// queues' dead letters stay in their queue for ops.
     pub dead_letter_queues: QueueUrls,
+}
+
+/// `ChatFunction`: the chat routes behind a Function URL that streams (Server-Sent Events).
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub database: DatabaseConfig,
+    /// Rate-limit counters.
+    pub table_name: String,
+    /// CORS origins and the body limit.
+    pub web: WebConfig,
+    /// Verifying access tokens only.
+    pub identity: IdentityConfig,
+    /// The summarize_chat queue memory jobs go to.
+    pub publishes: QueueUrls,
+    pub chat: ChatSettings,
+}
+
+/// `ChatMemoryFunction`: folds older chat turns into the owner's memory note.
+#[derive(Debug, Clone)]
+pub struct ChatMemoryConfig {
+    pub database: DatabaseConfig,
+    pub queue: WorkerQueue,
+    pub message_keys: Vec<NamedKey>,
+    /// Summaries by the LLM when one is configured; extractive and deterministic otherwise.
+    pub llm: LlmSettings,
 }
 
 /// Reading a function's configuration from the process environment or any lookup (the local
@@ -308,11 +410,15 @@ impl FunctionConfig for HttpApiConfig {
             database: DatabaseConfig::read(env),
             table_name: table_name(env),
             cards_bucket: env.required("CARDS_BUCKET"),
-            queues: QueueUrls::read(env, &[Queue::Synthesize, Queue::Render]),
+            queues: QueueUrls::read(
+                env,
+                &[Queue::Synthesize, Queue::Render, Queue::SummarizeChat],
+            ),
             web: WebConfig::read(env),
             identity: IdentityConfig::read(env),
             answer_keys: answer_keys(env),
             quest_time_zone: quest_time_zone(env),
+            chat: ChatSettings::read(env),
         }
     }
 }
@@ -348,7 +454,31 @@ impl FunctionConfig for SweeperConfig {
             database: DatabaseConfig::read(env),
             table_name: table_name(env),
             queues: QueueUrls::read(env, &Queue::ALL),
-            dead_letter_queues: QueueUrls::read_dead_letters(env, &Queue::ALL),
+            dead_letter_queues: QueueUrls::read_dead_letters(env, &Queue::SAGA),
+        }
+    }
+}
+
+impl FunctionConfig for ChatConfig {
+    fn read(env: &mut Env<Lookup>) -> Self {
+        Self {
+            database: DatabaseConfig::read(env),
+            table_name: table_name(env),
+            web: WebConfig::read_cors(env),
+            identity: IdentityConfig::read_tokens(env),
+            publishes: QueueUrls::read(env, &[Queue::SummarizeChat]),
+            chat: ChatSettings::read(env),
+        }
+    }
+}
+
+impl FunctionConfig for ChatMemoryConfig {
+    fn read(env: &mut Env<Lookup>) -> Self {
+        Self {
+            database: DatabaseConfig::read(env),
+            queue: WorkerQueue::read(env, Queue::SummarizeChat),
+            message_keys: message_keys(env),
+            llm: LlmSettings::read(env),
         }
     }
 }
@@ -380,6 +510,8 @@ mod tests {
             ),
             ("ADDRESS_HASH_KEY", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="),
             ("ANSWER_KEYS", "a1:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="),
+            ("MESSAGE_KEYS", "m1:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ="),
+            ("SUMMARIZE_CHAT_QUEUE_URL", "http://localhost/q/c"),
         ])
     }
 
@@ -455,6 +587,34 @@ mod tests {
             names,
             ["ANSWER_KEYS", "SYNTHESIZE_DLQ_URL", "SYNTHESIZE_QUEUE_URL"]
         );
+    }
+
+    #[test]
+    fn the_chat_functions_never_need_google_the_address_key_or_the_answer_keys() {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", "postgres://u:p@localhost/db"),
+            ("TABLE_NAME", "table"),
+            ("SUMMARIZE_CHAT_QUEUE_URL", "http://localhost/q/c"),
+            ("SUMMARIZE_CHAT_DLQ_URL", "http://localhost/q/cd"),
+            (
+                "JWT_SIGNING_KEYS",
+                "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            ),
+            (
+                "MESSAGE_KEYS",
+                "m1:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=",
+            ),
+        ]);
+        let chat = ChatConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(chat.chat.reply_budget, std::time::Duration::from_secs(3));
+        assert_eq!(chat.chat.quest_time_zone, chrono_tz::Asia::Seoul);
+        assert!(
+            chat.chat.moderation.is_none(),
+            "no OpenAI key, no remote moderation"
+        );
+        assert_eq!(chat.identity.jwt_signing_keys.len(), 1);
+        let memory = ChatMemoryConfig::from_lookup(lookup(&env)).unwrap();
+        assert_eq!(memory.queue.dead_letter_url, "http://localhost/q/cd");
     }
 
     #[test]

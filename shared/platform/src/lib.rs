@@ -18,5 +18,8 @@ pub mod status;
 pub mod telemetry;
 pub mod worker;
 
-pub use config::{FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig, SynthesizeConfig};
+pub use config::{
+    ChatConfig, ChatMemoryConfig, FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig,
+    SynthesizeConfig,
+};
 pub use env::ConfigError;

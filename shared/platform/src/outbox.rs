@@ -28,16 +28,21 @@ pub enum Queue {
     Synthesize,
     /// Saga step 2: card rendering.
     Render,
+    /// Chat memory: fold older turns of an owner's chat into a memory note.
+    SummarizeChat,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 2] = [Queue::Synthesize, Queue::Render];
+    pub const ALL: [Queue; 3] = [Queue::Synthesize, Queue::Render, Queue::SummarizeChat];
+    /// The persona saga's steps (the sweeper turns their dead letters into failed personas).
+    pub const SAGA: [Queue; 2] = [Queue::Synthesize, Queue::Render];
 
     /// The name stored in `outbox.queue`.
     pub fn name(self) -> &'static str {
         match self {
             Queue::Synthesize => "synthesize",
             Queue::Render => "render",
+            Queue::SummarizeChat => "summarize_chat",
         }
     }
 
@@ -50,6 +55,7 @@ impl Queue {
         match self {
             Queue::Synthesize => "SYNTHESIZE_QUEUE_URL",
             Queue::Render => "RENDER_QUEUE_URL",
+            Queue::SummarizeChat => "SUMMARIZE_CHAT_QUEUE_URL",
         }
     }
 
@@ -58,6 +64,7 @@ impl Queue {
         match self {
             Queue::Synthesize => "SYNTHESIZE_DLQ_URL",
             Queue::Render => "RENDER_DLQ_URL",
+            Queue::SummarizeChat => "SUMMARIZE_CHAT_DLQ_URL",
         }
     }
 }

@@ -47,6 +47,14 @@ pub const SHARE_RECORD: Policy = Policy {
     window: Duration::from_secs(60),
 };
 
+/// Chat messages: 30 per minute per user (the daily quota of 200 is counted in PostgreSQL, per
+/// day in the quest time zone).
+pub const CHAT: Policy = Policy {
+    name: "chat",
+    limit: 30,
+    window: Duration::from_secs(60),
+};
+
 /// Over the limit: try again after `retry_after_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("rate limited for {retry_after_secs} s")]

@@ -25,7 +25,9 @@ pub const CONTRACT: &[(&str, &[&str])] = &[
         &["JWT_SIGNING_KEYS", "ADDRESS_HASH_KEY"],
     ),
     ("AnswerKeysSecretArn", &["ANSWER_KEYS"]),
+    ("MessageKeysSecretArn", &["MESSAGE_KEYS"]),
     ("LlmApiKeySecretArn", &["LLM_API_KEY"]),
+    ("OpenAiApiKeySecretArn", &["OPENAI_API_KEY"]),
 ];
 
 /// Every variable some secret provides.

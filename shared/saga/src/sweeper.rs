@@ -7,11 +7,11 @@
 //!    and whose step's queue has no backlog (a job waiting its turn in a backlog is not stuck,
 //!    and re-driving it would earn it a duplicate every sweep). Their message was lost, or a
 //!    worker died after deleting it.
-//! 3. Turns messages that reached a dead-letter queue into a `failed` persona with a reason the
-//!    user sees (and can retry) — only for the run the message belongs to. Messages it cannot
-//!    attribute stay in the DLQ for ops.
+//! 3. Turns messages that reached a saga dead-letter queue into a `failed` persona with a reason
+//!    the user sees (and can retry) — only for the run the message belongs to. Messages it cannot
+//!    attribute stay in the DLQ for ops, and so do the dead letters of queues outside the saga
+//!    (chat memory).
 //! 4. Prunes what only grows: expired refresh tokens, outbox rows sent more than a week ago.
-
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,7 +28,7 @@ use platform::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
-/// The sweeper function: publishes to every queue and reads every dead-letter queue.
+/// The sweeper function: publishes to every queue and reads the saga's dead-letter queues.
 #[derive(Clone)]
 pub struct Sweeper {
     pub personas: Personas,
@@ -67,11 +67,12 @@ const OUTBOX_RETENTION_DAYS: f64 = 7.0;
 /// Rows deleted per table per sweep, so a sweep never holds long locks.
 const PRUNE_BATCH: i64 = 5_000;
 
-/// The saga step a queue's messages belong to, as failures name it.
-fn step_of(queue: Queue) -> &'static str {
+/// The saga step a queue's messages belong to, as failures name it; `None` outside the saga.
+fn step_of(queue: Queue) -> Option<&'static str> {
     match queue {
-        Queue::Synthesize => "synthesize",
-        Queue::Render => "render_card",
+        Queue::Synthesize => Some("synthesize"),
+        Queue::Render => Some("render_card"),
+        Queue::SummarizeChat => None,
     }
 }
 
@@ -124,7 +125,11 @@ impl Sweeper {
         let redriven = self.redrive_stuck(settings.stuck_after).await?;
         let mut dead_lettered = 0;
         for (queue, queue_url) in &self.dead_letter_queues.0 {
-            dead_lettered += self.drain_dead_letters(queue_url, step_of(*queue)).await?;
+            // Only saga messages name a persona to fail; other dead letters stay for ops.
+            let Some(step) = step_of(*queue) else {
+                continue;
+            };
+            dead_lettered += self.drain_dead_letters(queue_url, step).await?;
         }
         let (pruned_refresh_tokens, pruned_outbox_rows) = self.prune().await?;
         self.measure_outbox().await?;

@@ -55,23 +55,12 @@ pub struct SynthesizeWorker {
 
 impl SynthesizeWorker {
     pub fn new(config: SynthesizeConfig, aws: &AwsClients) -> anyhow::Result<Self> {
-        // The HTTP client (TLS setup) only when a real model is configured.
-        let llm = match &config.llm.base_url {
-            None => llm::Provider::Offline,
-            Some(base_url) => llm::Provider::OpenAiCompatible(llm::OpenAiCompatible {
-                base_url: base_url.clone(),
-                api_key: config
-                    .llm
-                    .api_key
-                    .as_ref()
-                    .map(|key| key.expose_secret().to_owned()),
-                models: config.llm.models.clone(),
-                timeout: config.llm.timeout,
-                http: reqwest::Client::builder()
-                    .timeout(config.llm.timeout)
-                    .build()?,
-            }),
-        };
+        let llm = llm::Provider::connect(
+            config.llm.base_url.as_deref(),
+            config.llm.api_key.as_ref().map(|key| key.expose_secret()),
+            &config.llm.models,
+            config.llm.timeout,
+        )?;
         Ok(Self {
             personas: crate::personas(
                 &config.database,

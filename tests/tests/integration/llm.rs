@@ -108,7 +108,7 @@ async fn with_30_percent_transient_llm_failures_all_200_personas_reach_ready() {
     app.seed_queued_personas(200).await;
     let started = Instant::now();
 
-    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    let _workers = app.start_workers(llm_saga(&app, &server).await).await;
     wait_until_none_running(&app, Duration::from_secs(240)).await;
 
     assert_eq!(
@@ -153,7 +153,7 @@ async fn with_30_percent_transient_llm_failures_all_200_personas_reach_ready() {
 
 async fn one_persona_with(app: &TestApp, server: &MockServer) -> Value {
     app.seed_queued_personas(1).await;
-    let _workers = app.start_workers(llm_saga(app, server).await);
+    let _workers = app.start_workers(llm_saga(app, server).await).await;
     wait_until_none_running(app, Duration::from_secs(30)).await;
     let row = app
         .state
@@ -317,7 +317,7 @@ async fn a_survey_of_any_size_sends_a_bounded_fair_sample_of_words_and_is_synthe
         .collect();
     app.seed_queued_personas_answered(1, &many).await;
 
-    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    let _workers = app.start_workers(llm_saga(&app, &server).await).await;
     wait_until_none_running(&app, Duration::from_secs(60)).await;
 
     assert_eq!(
@@ -363,7 +363,7 @@ async fn an_llm_that_obeys_an_injected_answer_gets_the_labelled_rule_based_text(
     ];
     app.seed_queued_personas_answered(1, &submitted).await;
 
-    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    let _workers = app.start_workers(llm_saga(&app, &server).await).await;
     wait_until_none_running(&app, Duration::from_secs(30)).await;
 
     let row = app
@@ -411,7 +411,7 @@ async fn a_refused_llm_key_fails_the_persona_as_llm_unauthorized_and_a_retry_rec
         .await;
     let owner = app.owner("revoked@example.com").await;
     let survey = app.survey(&owner).await;
-    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    let _workers = app.start_workers(llm_saga(&app, &server).await).await;
     for friend in 0..3 {
         app.answer(&survey, friend).await;
     }
@@ -461,7 +461,7 @@ async fn a_duplicate_delivery_while_an_attempt_runs_does_not_call_the_llm_twice(
         .await
         .unwrap();
 
-    let _workers = app.start_workers(llm_saga(&app, &server).await);
+    let _workers = app.start_workers(llm_saga(&app, &server).await).await;
     wait_until_none_running(&app, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 

@@ -2,6 +2,7 @@
 
 mod auth_google;
 mod auth_tokens;
+mod chat;
 mod database_tls;
 mod guards;
 mod http_foundation;

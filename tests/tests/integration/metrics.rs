@@ -9,7 +9,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn a_saga_run_emits_embedded_metric_documents_that_parse() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     app.owner_with_ready_persona("metrics@example.com").await;
 
     let mut written = Vec::new();

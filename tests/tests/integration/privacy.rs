@@ -147,7 +147,9 @@ async fn answers_sealed_with_a_key_that_is_gone_fail_the_persona_with_a_reason_a
     let (token, _, _) = app.survey_with_answers("rotated@example.com", 3).await;
     // The workers hold only a newer answer key: the old one was removed too early.
     let new_key = "a2027:BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=";
-    let _workers = app.start_workers(app.saga(&[("ANSWER_KEYS", new_key)]).await);
+    let _workers = app
+        .start_workers(app.saga(&[("ANSWER_KEYS", new_key)]).await)
+        .await;
 
     let failed = app
         .wait_for_state(&token, "failed", Duration::from_secs(30))
@@ -163,7 +165,7 @@ async fn answers_sealed_with_a_key_that_is_gone_fail_the_persona_with_a_reason_a
 #[tokio::test]
 async fn retrying_and_re_rendering_honour_idempotency_keys() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("idem-card@example.com").await;
     let render = || {
         app.http
@@ -266,7 +268,7 @@ async fn every_function_reads_its_own_secrets_from_secrets_manager_at_cold_start
 #[tokio::test]
 async fn no_secret_prompt_or_answer_text_reaches_any_log_line() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let canary = "canary-words-5e1f7a";
     let owner = app.owner("canary-saga@example.com").await;
     let survey = app.survey(&owner).await;

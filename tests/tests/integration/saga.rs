@@ -46,7 +46,7 @@ async fn card_objects(app: &TestApp) -> Vec<(String, Option<String>, Option<Stri
 #[tokio::test]
 async fn the_third_answer_runs_the_whole_saga_to_a_ready_persona_with_cards() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
 
     let (token, _, _) = app.survey_with_answers("saga@example.com", 3).await;
     let status = app.wait_for_state(&token, "ready", READY_WITHIN).await;
@@ -125,7 +125,7 @@ async fn the_status_supports_etags_and_says_when_to_poll_again() {
         .unwrap();
     assert_eq!(unchanged.status(), 304);
 
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let changed = app
         .http
@@ -171,7 +171,7 @@ async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_vers
         "the running job is returned, not duplicated"
     );
 
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let unchanged = synthesize().await.unwrap();
     assert_eq!(unchanged.status(), 409, "nothing new to synthesize");
@@ -295,7 +295,7 @@ async fn crash_and_duplicates_end_ready(point: FaultPoint) {
         .get(0);
     duplicate_and_reorder(&app, &persona_id).await;
 
-    let _workers = app.start_workers(saga);
+    let _workers = app.start_workers(saga).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     duplicate_and_reorder(&app, &persona_id).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -385,7 +385,7 @@ async fn a_crash_before_the_message_is_deleted_redelivers_it_harmlessly() {
         .await
         .unwrap();
 
-    let _workers = app.start_workers(saga);
+    let _workers = app.start_workers(saga).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
@@ -413,7 +413,7 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
         _ => Ok(()),
     }));
     let (token, _, _) = app.survey_with_answers("poison@example.com", 3).await;
-    let workers = app.start_workers(saga);
+    let workers = app.start_workers(saga).await;
 
     let failed = app.wait_for_state(&token, "failed", READY_WITHIN).await;
     assert_eq!(
@@ -429,7 +429,7 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
     );
     drop(workers);
 
-    let healthy = app.start_workers(app.saga(&[]).await);
+    let healthy = app.start_workers(app.saga(&[]).await).await;
     let retried = app
         .http
         .post(app.url("/v1/personas/me/retry"))
@@ -453,7 +453,7 @@ async fn a_poison_message_ends_in_the_dlq_and_the_persona_fails_with_a_reason_th
 #[tokio::test]
 async fn an_undecodable_message_is_dead_lettered_at_once_and_left_there_for_ops() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     app.aws
         .sqs
         .send_message()
@@ -499,7 +499,7 @@ async fn an_undecodable_message_is_dead_lettered_at_once_and_left_there_for_ops(
 #[tokio::test]
 async fn the_card_can_be_rendered_again_in_another_theme_and_the_persona_published() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let (token, _, _) = app.survey_with_answers("themes@example.com", 3).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 
@@ -659,14 +659,14 @@ async fn the_sweeper_re_drives_a_job_whose_message_was_lost() {
         again.redriven, 0,
         "a re-driven job is not re-driven again at once"
     );
-    let _workers = app.start_workers(saga);
+    let _workers = app.start_workers(saga).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }
 
 #[tokio::test]
 async fn a_stale_dead_letter_does_not_fail_a_persona_that_moved_on() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let (token, _, _) = app.survey_with_answers("stale-dlq@example.com", 3).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
     let persona_id: String = app
@@ -815,7 +815,7 @@ async fn a_stale_synthesize_dead_letter_does_not_fail_the_retried_run() {
         1,
         "run 2 is still queued"
     );
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }
 
@@ -867,7 +867,7 @@ async fn the_sweeper_leaves_jobs_waiting_in_a_backlog_alone_and_re_drives_a_lost
     let again = saga.sweep(settings).await.unwrap();
     assert_eq!(again.redriven, 0, "its new message was sent just now");
 
-    let _workers = app.start_workers(saga);
+    let _workers = app.start_workers(saga).await;
     app.wait_for_state(&token, "ready", READY_WITHIN).await;
 }
 
@@ -875,7 +875,7 @@ async fn the_sweeper_leaves_jobs_waiting_in_a_backlog_alone_and_re_drives_a_lost
 async fn after_a_card_design_change_every_newest_persona_is_re_rendered_once_resumably() {
     let app = spawn_app().await;
     let saga = app.saga(&[]).await;
-    let _workers = app.start_workers(saga.clone());
+    let _workers = app.start_workers(saga.clone()).await;
     let mira = app.owner_with_ready_persona("design-a@example.com").await;
     let jun = app.owner_with_ready_persona("design-b@example.com").await;
     // Both personas' cards were drawn with an older design.

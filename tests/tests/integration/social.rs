@@ -72,7 +72,7 @@ async fn compatibility(app: &TestApp, owner: &Owner, persona_id: &str) -> reqwes
 async fn a_public_persona_answers_by_any_version_id_with_its_newest_version_and_public_fields_only()
 {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("public@example.com").await;
     let first = app.persona(&owner).await;
 
@@ -124,7 +124,7 @@ async fn a_public_persona_answers_by_any_version_id_with_its_newest_version_and_
 async fn unpublishing_hides_every_version_at_once_from_the_route_the_page_the_image_and_compatibility(
 ) {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("both@example.com").await;
     let viewer = app.owner_with_ready_persona("viewer@example.com").await;
     let first = id_of(&app.persona(&owner).await);
@@ -165,7 +165,7 @@ async fn unpublishing_hides_every_version_at_once_from_the_route_the_page_the_im
 async fn the_share_page_carries_every_preview_tag_with_absolute_urls_and_its_image_is_a_1200x630_png(
 ) {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("page@example.com").await;
     let persona = app.publish(&owner).await;
     let id = id_of(&persona);
@@ -259,7 +259,7 @@ async fn the_share_page_carries_every_preview_tag_with_absolute_urls_and_its_ima
 #[tokio::test]
 async fn hostile_persona_text_renders_as_text_in_html_attribute_and_url_contexts() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("hostile@example.com").await;
     let id = id_of(&app.publish(&owner).await);
     let hostile = [
@@ -335,7 +335,7 @@ async fn hostile_persona_text_renders_as_text_in_html_attribute_and_url_contexts
 #[tokio::test]
 async fn private_unknown_and_malformed_ids_get_a_404_page_without_any_persona_data() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("private@example.com").await;
     let persona = app.persona(&owner).await;
     let id = id_of(&persona);
@@ -390,7 +390,7 @@ async fn through_lambda(app: &TestApp, event_file: &str, id: &str) -> Value {
 async fn the_card_and_page_are_served_through_the_api_gateway_entry_binary_as_base64() {
     use base64::Engine;
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("gateway@example.com").await;
     let id = id_of(&app.publish(&owner).await);
 
@@ -420,7 +420,7 @@ async fn the_card_and_page_are_served_through_the_api_gateway_entry_binary_as_ba
 #[tokio::test]
 async fn a_share_is_recorded_with_a_persona_shared_event_and_replayed_by_its_idempotency_key() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("share@example.com").await;
     let events = "SELECT count(*) FROM domain_events WHERE kind = 'persona_shared'";
     let share = |key: &'static str, body: Value| {
@@ -487,7 +487,7 @@ async fn a_share_is_recorded_with_a_persona_shared_event_and_replayed_by_its_ide
 #[tokio::test]
 async fn compatibility_is_symmetric_between_two_public_personas_and_explains_itself() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let mira = app.owner_with_ready_persona("mira@example.com").await;
     let jun = app.owner_with_ready_persona("jun@example.com").await;
     app.next_persona_version(&jun).await;
@@ -537,7 +537,7 @@ async fn compatibility_is_symmetric_between_two_public_personas_and_explains_its
 #[tokio::test]
 async fn compatibility_refuses_bad_ids_missing_tokens_private_own_and_unready_personas() {
     let app = spawn_app().await;
-    let _workers = app.start_workers(app.saga(&[]).await);
+    let _workers = app.start_workers(app.saga(&[]).await).await;
     let mira = app.owner_with_ready_persona("mira@example.com").await;
     let jun = app.owner_with_ready_persona("jun@example.com").await;
     let mira_id = id_of(&app.publish(&mira).await);

@@ -579,32 +579,6 @@ async fn answers_are_stored_sealed_and_open_only_for_their_survey_and_response()
     );
 }
 
-async fn queue_bodies(app: &TestApp, logical_id: &str) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut seen = Vec::new();
-    let mut ids = HashSet::new();
-    for _ in 0..3 {
-        let messages = app
-            .aws
-            .sqs
-            .receive_message()
-            .queue_url(&app.resource(logical_id).reference)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        for message in messages {
-            if ids.insert(message.message_id.clone()) {
-                seen.push(message);
-            }
-        }
-    }
-    seen
-}
-
 #[tokio::test]
 async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() {
     let app = spawn_app().await;
@@ -641,7 +615,7 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
             .await,
         1
     );
-    let messages = queue_bodies(&app, "SynthesizeQueue").await;
+    let messages = app.queue_messages("SynthesizeQueue").await;
     assert_eq!(messages.len(), 1);
     let persona_id: uuid::Uuid = app
         .state
@@ -725,7 +699,7 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
             .await,
         1
     );
-    assert!(queue_bodies(&healthy, "SynthesizeQueue").await.is_empty());
+    assert!(healthy.queue_messages("SynthesizeQueue").await.is_empty());
 
     let sent = healthy
         .state
@@ -736,7 +710,7 @@ async fn a_lost_publish_leaves_the_outbox_row_for_the_sweeper_and_nothing_is_los
         .unwrap();
 
     assert_eq!(sent, 1);
-    assert_eq!(queue_bodies(&healthy, "SynthesizeQueue").await.len(), 1);
+    assert_eq!(healthy.queue_messages("SynthesizeQueue").await.len(), 1);
     assert_eq!(
         healthy
             .count("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
@@ -811,33 +785,12 @@ async fn a_canary_answer_address_and_fingerprint_leave_no_trace_in_the_database_
     )
     .await;
 
-    let pg_dump = devstack::postgres::binary("pg_dump").unwrap();
-    let dump = std::process::Command::new(pg_dump)
-        .arg("--dbname")
-        .arg(&app.database_url)
-        .output()
-        .unwrap();
-    assert!(
-        dump.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let dump = app.database_dump().await;
     let logs = integration_tests::captured_logs();
-    let messages = queue_bodies(&app, "SynthesizeQueue").await;
+    let messages = app.queue_messages("SynthesizeQueue").await;
     assert_eq!(messages.len(), 1, "the third answer queued the job");
     let queue = format!("{messages:?}");
-    let items = app
-        .aws
-        .dynamodb
-        .scan()
-        .table_name(&app.config().table_name)
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
-    let table = format!("{items:?}");
+    let table = app.table_dump().await;
 
     assert!(dump.contains("survey_responses"), "the dump is real");
     assert!(table.contains("marker#"), "the table is real");

@@ -5,7 +5,8 @@ use std::{cell::RefCell, collections::BTreeSet, process::Command};
 use devstack::template::Template;
 use integration_tests::repo_path;
 use platform::{
-    ConfigError, FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig, SynthesizeConfig,
+    ChatConfig, ChatMemoryConfig, ConfigError, FunctionConfig, HttpApiConfig, RenderConfig,
+    SweeperConfig, SynthesizeConfig,
 };
 
 #[test]
@@ -30,11 +31,11 @@ fn the_template_passes_cfn_lint() {
 }
 
 #[test]
-fn every_saga_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
+fn every_work_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
     let template = Template::parse(devstack::TEMPLATE).unwrap();
     let queues = template.resources_of("AWS::SQS::Queue");
 
-    for id in ["SynthesizeQueue", "RenderQueue"] {
+    for id in ["SynthesizeQueue", "RenderQueue", "SummarizeChatQueue"] {
         let (_, properties) = queues.iter().find(|(q, _)| q == id).unwrap();
         let policy = &properties["RedrivePolicy"];
         assert_eq!(policy["maxReceiveCount"].as_i64(), Some(5), "{id}");
@@ -52,7 +53,14 @@ fn every_sqs_worker_reports_partial_failures_and_its_queue_hides_messages_six_ti
     let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     let sources = template.sqs_event_sources().unwrap();
     let functions: Vec<&str> = sources.iter().map(|s| s.function.as_str()).collect();
-    assert_eq!(functions, ["SynthesizeFunction", "RenderCardFunction"]);
+    assert_eq!(
+        functions,
+        [
+            "SynthesizeFunction",
+            "RenderCardFunction",
+            "ChatMemoryFunction"
+        ]
+    );
 
     for source in sources {
         assert!(source.report_batch_item_failures, "{}", source.function);
@@ -122,6 +130,8 @@ fn every_function_gets_exactly_the_variables_its_configuration_reads() {
         ("SynthesizeFunction", reads::<SynthesizeConfig>()),
         ("RenderCardFunction", reads::<RenderConfig>()),
         ("SweeperFunction", reads::<SweeperConfig>()),
+        ("ChatFunction", reads::<ChatConfig>()),
+        ("ChatMemoryFunction", reads::<ChatMemoryConfig>()),
     ];
     let declared: BTreeSet<String> = template
         .resources_of("AWS::Serverless::Function")
@@ -193,6 +203,28 @@ fn secrets_never_sit_in_a_functions_configuration_and_each_function_reads_only_i
                 "AnswerKeysSecretArn",
                 "DatabaseSecretArn",
                 "IdentitySecretArn",
+                "LlmApiKeySecretArn",
+                "MessageKeysSecretArn",
+                "OpenAiApiKeySecretArn",
+            ],
+        ),
+        (
+            "ChatFunction",
+            vec![
+                "DatabaseSecretArn",
+                "IdentitySecretArn",
+                "LlmApiKeySecretArn",
+                "MessageKeysSecretArn",
+                "OpenAiApiKeySecretArn",
+            ],
+        ),
+        (
+            "ChatMemoryFunction",
+            vec![
+                "DatabaseSecretArn",
+                "LlmApiKeySecretArn",
+                "MessageKeysSecretArn",
+                "OpenAiApiKeySecretArn",
             ],
         ),
         (
@@ -339,4 +371,30 @@ fn alarms_cover_every_function_and_every_dead_letter_queue_and_all_notify_one_to
     ] {
         assert!(watches(&[needle]), "no alarm on {needle}");
     }
+}
+
+#[test]
+fn the_chat_stream_has_a_streaming_function_url_with_cors_and_an_output() {
+    let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let url = &root["Resources"]["ChatFunction"]["Properties"]["FunctionUrlConfig"];
+
+    assert_eq!(url["InvokeMode"].as_str(), Some("RESPONSE_STREAM"));
+    // Our own access token authenticates every chat request.
+    assert_eq!(url["AuthType"].as_str(), Some("NONE"));
+    assert!(matches!(
+        url["Cors"]["AllowOrigins"],
+        serde_yaml_ng::Value::Tagged(_)
+    ));
+    let headers: Vec<&str> = url["Cors"]["AllowHeaders"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(headers.contains(&"authorization") && headers.contains(&"idempotency-key"));
+    assert!(matches!(
+        root["Outputs"]["ChatStreamUrl"]["Value"],
+        serde_yaml_ng::Value::Tagged(_)
+    ));
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aws_lambda_events::sqs::SqsBatchResponse;
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use devstack::{
     poller::{Poller, SqsHandler},
     template::SqsEventSource,
@@ -118,29 +118,7 @@ impl Harness {
 
     /// Everything on `queue_url`, read without deleting (visible again at once).
     async fn peek(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut seen = Vec::new();
-        let mut ids = HashSet::new();
-        for _ in 0..5 {
-            let messages = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            for message in messages {
-                if ids.insert(message.message_id.clone()) {
-                    seen.push(message);
-                }
-            }
-        }
-        seen
+        integration_tests::peek_queue(&self.sqs, queue_url).await
     }
 }
 
@@ -151,6 +129,21 @@ fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String
         .get(name)?
         .string_value
         .clone()
+}
+
+/// The (failure reason, request id) of each dead letter, sorted.
+fn reasons(parked: &[aws_sdk_sqs::types::Message]) -> Vec<(String, String)> {
+    let mut reasons: Vec<(String, String)> = parked
+        .iter()
+        .map(|m| {
+            (
+                attribute(m, "failure_reason").unwrap(),
+                attribute(m, REQUEST_ID_ATTRIBUTE).unwrap(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    reasons
 }
 
 #[tokio::test]
@@ -175,19 +168,8 @@ async fn a_batch_reports_only_the_messages_that_can_succeed_later() {
     assert!(!reported.contains(""));
 
     // Permanent failures went to the dead-letter queue at once, with the reason and request id.
-    let parked = h.peek(&h.dead_letter_url).await;
-    let mut reasons: Vec<(String, String)> = parked
-        .iter()
-        .map(|m| {
-            (
-                attribute(m, "failure_reason").unwrap(),
-                attribute(m, REQUEST_ID_ATTRIBUTE).unwrap(),
-            )
-        })
-        .collect();
-    reasons.sort();
     assert_eq!(
-        reasons,
+        reasons(&h.peek(&h.dead_letter_url).await),
         [
             ("cannot_ever_work".to_owned(), "req-permanent".to_owned()),
             ("undecodable_body".to_owned(), "req-undecodable".to_owned()),
@@ -332,5 +314,43 @@ async fn a_batch_that_outlives_the_function_timeout_fails_as_a_whole_like_lambda
         attributes[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
         "1",
         "not deleted: it comes back after the visibility timeout"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_there() {
+    let app = spawn_app().await;
+    let memory = app.chat_memory(&[]).await;
+    let load = |name: &str| -> aws_lambda_events::sqs::SqsEvent {
+        serde_json::from_str(&std::fs::read_to_string(integration_tests::repo_path(name)).unwrap())
+            .unwrap()
+    };
+
+    // A job for an owner this database does not know, and a body that is not a job.
+    let job = memory
+        .handle_batch(load("events/chat_memory/job.json"))
+        .await;
+    let poison = memory
+        .handle_batch(load("events/chat_memory/poison.json"))
+        .await;
+    let swept = app
+        .saga(&[])
+        .await
+        .sweep(saga::sweeper::SweepSettings::default())
+        .await
+        .unwrap();
+
+    assert!(job.batch_item_failures.is_empty());
+    assert!(poison.batch_item_failures.is_empty());
+    assert_eq!(
+        swept.dead_lettered, 0,
+        "the sweeper drains only the saga's dead letters"
+    );
+    assert_eq!(
+        reasons(&app.queue_messages("SummarizeChatDeadLetterQueue").await),
+        [
+            ("undecodable_body".to_owned(), "Vq1aBcDeIAMEpsn=".to_owned()),
+            ("unknown_owner".to_owned(), "Vq1aBcDeIAMEchat=".to_owned()),
+        ]
     );
 }

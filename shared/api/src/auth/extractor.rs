@@ -1,10 +1,16 @@
 //! `AuthUser`: the extractor every protected route takes. `Authorization: Bearer <access token>`;
 //! anything else is 401 with `WWW-Authenticate` (RFC 6750 section 3).
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::request::Parts,
+};
 use uuid::Uuid;
 
-use crate::{ApiError, AppState, Problem};
+use super::tokens::AccessTokens;
+use crate::{ApiError, Problem};
 
 /// The signed-in caller.
 #[derive(Debug, Clone, Copy)]
@@ -12,10 +18,15 @@ pub struct AuthUser {
     pub id: Uuid,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Any state that holds the token verifier: the whole API's, or the chat stream function's.
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<AccessTokens>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(ApiError::Unauthorized(Problem::new(
                 "missing_token",
@@ -32,7 +43,8 @@ impl FromRequestParts<AppState> for AuthUser {
                     .then_some(token.trim())
             })
             .ok_or_else(invalid_token)?;
-        let id = state.tokens.verify(token).map_err(|reason| {
+        let tokens = Arc::<AccessTokens>::from_ref(state);
+        let id = tokens.verify(token).map_err(|reason| {
             tracing::info!(reason = reason.0, "access token rejected");
             invalid_token()
         })?;
@@ -49,12 +61,16 @@ pub(crate) fn invalid_token() -> ApiError {
 
 /// For routes open to everyone that behave differently for a signed-in caller: no header, or an
 /// invalid token, is simply anonymous.
-impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
+impl<S> axum::extract::OptionalFromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<AccessTokens>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         if !parts
             .headers
@@ -63,7 +79,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
             return Ok(None);
         }
         Ok(
-            <Self as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            <Self as FromRequestParts<S>>::from_request_parts(parts, state)
                 .await
                 .ok(),
         )
