@@ -2,9 +2,10 @@
 //! product records, periods in Seoul around midnight and Monday on a clock the tests move,
 //! claims and check-ins that pay once, and a ledger whose sum is always the balance.
 //!
-//! `chat_sent` and `persona_shared` are recorded by Chat and Social, which land separately: until
-//! then these tests record those two kinds with `platform::events::record` directly
-//! ([`stand_in_events`]); the other kinds come from the real routes.
+//! Every kind of event fills its quest through the real routes (the survey tests,
+//! `chats_and_shares_fill_their_quests`); tests that need `chat_sent` or `persona_shared` at
+//! chosen instants, or by the hundred, record them with `platform::events::record` directly
+//! ([`stand_in_events`]).
 
 use std::sync::{
     atomic::{AtomicU32, Ordering},
@@ -215,12 +216,26 @@ async fn answers_from_five_friends_complete_the_answers_quest() {
 
 #[tokio::test]
 async fn chats_and_shares_fill_their_quests() {
-    let (app, clock) = app_at(seoul(2026, 12, 2, 12, 0, 0)).await;
-    let owner = app.owner("social@example.com").await;
-    let now = platform::clock::Clock::now(&clock);
+    let (app, _clock) = app_at(seoul(2026, 12, 2, 12, 0, 0)).await;
+    let _workers = app.start_workers(app.saga(&[]).await).await;
+    let owner = app.owner_with_ready_persona("social@example.com").await;
 
-    stand_in_events(&app, &owner, EventKind::ChatSent, 10, now).await;
-    stand_in_events(&app, &owner, EventKind::PersonaShared, 2, now).await;
+    // Through the real routes: ten exchanges with the persona, two shares of it.
+    for turn in 0..10 {
+        app.chat(&owner, &format!("Hi, it's me again ({turn})"))
+            .await;
+    }
+    app.publish(&owner).await;
+    for channel in ["link", "kakao"] {
+        let shared = app
+            .post_as(
+                &owner,
+                "/v1/personas/me/shares",
+                json!({ "channel": channel }),
+            )
+            .await;
+        assert_eq!(shared.status(), 201, "sharing on {channel}");
+    }
     let quests = app.quests(&owner).await;
 
     assert_eq!(quests["chat_ten_times"]["progress"], 10);
