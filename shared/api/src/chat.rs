@@ -307,10 +307,14 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// The exchange the reply task stored. The task runs on its own: a client that goes away
 /// drops this future, not the task.
 async fn outcome(reply: JoinHandle<Result<Exchange, ChatError>>) -> Result<Exchange, ApiError> {
-    match reply.await {
+    let outcome = match reply.await {
         Ok(outcome) => outcome.map_err(ApiError::from),
         Err(_) => Err(anyhow::anyhow!("the chat reply task panicked").into()),
-    }
+    };
+    // A streamed invocation ends here, after the response headers went out: write the reply's
+    // metrics now rather than with the next invocation.
+    platform::metrics::invocation_done();
+    outcome
 }
 
 /// `token` events as `tokens` come, then `done` or `error` from `outcome`.

@@ -664,13 +664,22 @@ impl Pending {
         };
         let exchange = self.chat.store_reply(&self, &text, source).await?;
         let millis = |at: Instant| at.duration_since(self.started).as_secs_f64() * 1000.0;
+        let whole_ms = millis(Instant::now());
         info!(
             persona_id = %self.persona.id,
             source = source.as_str(),
             first_token_ms = tokens.first_at.map(millis),
-            latency_ms = millis(Instant::now()),
+            latency_ms = whole_ms,
             "chat reply stored"
         );
+        // Replies by source (the fallback share) and their times, as metrics.
+        platform::metrics::counter!("chat_replies", "source" => source.as_str()).increment(1);
+        platform::metrics::histogram!("chat_reply_ms", "source" => source.as_str())
+            .record(whole_ms);
+        if let Some(first) = tokens.first_at {
+            platform::metrics::histogram!("chat_first_token_ms", "source" => source.as_str())
+                .record(millis(first));
+        }
         Ok(exchange)
     }
 
@@ -709,6 +718,13 @@ impl Pending {
             Err(_) => "budget_exceeded".to_owned(),
         };
         warn!(persona_id = %self.persona.id, reason, "chat reply replaced by the fallback");
+        let class = match reason.as_str() {
+            "budget_exceeded" | "echoed_system_prompt" | "empty_reply" | "llm_unauthorized" => {
+                reason.as_str()
+            }
+            _ => "llm_error",
+        };
+        platform::metrics::counter!("chat_fallbacks", "reason" => class.to_owned()).increment(1);
         let text = lines::fallback(prompt.archetype, &prompt.message);
         // Only when nothing was streamed yet can the fallback stream too; otherwise the final
         // event carries it and says `fallback`.

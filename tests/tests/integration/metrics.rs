@@ -1,5 +1,6 @@
-//! CloudWatch metrics in the embedded metric format: a saga run and its API calls emit EMF
-//! documents that parse, in the namespace, with bounded dimensions only.
+//! CloudWatch metrics in the embedded metric format: a saga run, a chat reply and their API calls
+//! emit EMF documents that parse, in the namespace, with bounded dimensions only. (One test: the
+//! recorder is process-wide, and a flush takes everything recorded so far.)
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,9 @@ use serde_json::Value;
 async fn a_saga_run_emits_embedded_metric_documents_that_parse() {
     let app = spawn_app().await;
     let _workers = app.start_workers(app.saga(&[]).await).await;
-    app.owner_with_ready_persona("metrics@example.com").await;
+    let owner = app.owner_with_ready_persona("metrics@example.com").await;
+    let exchange = app.chat(&owner, "What do you do on a rainy Sunday?").await;
+    let source = exchange["reply"]["source"].as_str().unwrap().to_owned();
 
     let mut written = Vec::new();
     platform::metrics::flush_into(&mut written).unwrap();
@@ -57,5 +60,14 @@ async fn a_saga_run_emits_embedded_metric_documents_that_parse() {
         "api_responses status_class=2xx",
     ] {
         assert!(seen.contains(expected), "{expected} missing from {seen:#?}");
+    }
+    for expected in [
+        format!("chat_replies source={source}"),
+        format!("chat_reply_ms source={source}"),
+    ] {
+        assert!(
+            seen.contains(&expected),
+            "{expected} missing from {seen:#?}"
+        );
     }
 }
