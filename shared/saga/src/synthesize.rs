@@ -257,7 +257,7 @@ impl SynthesizeWorker {
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
 
-        let Some((moved, outbox_id)) = self
+        let Some((moved, outbox_id, unseen)) = self
             .commit(row, &brief, &written, request_id)
             .await
             .map_err(StepError::retryable)?
@@ -274,24 +274,38 @@ impl SynthesizeWorker {
         platform::metrics::counter!("personas_synthesized", "by" => by).increment(1);
         self.faults.at(FaultPoint::AfterSynthesisCommit)?;
         personas.publisher.publish(&personas.db, &[outbox_id]).await;
+        // Answers that arrived while this version waited were counted as new; they are in it.
+        // Like the answer's own write, a lost or reordered one is corrected by the next answer.
+        let unseen = unseen.max(0).unsigned_abs();
+        if let Err(error) = personas
+            .status
+            .set_new_responses(moved.owner_id, unseen)
+            .await
+        {
+            warn!(persona_id = %id, error = platform::telemetry::describe(&error), "could not recount the new answers");
+        }
         personas.write_final_status(&moved).await
     }
 
     /// Stores the text and stats and queues the render step, in one transaction; `None` when
-    /// another delivery got there first.
+    /// another delivery got there first. Also returns how many answers came in after the ones
+    /// this version was built from.
     async fn commit(
         &self,
         row: &PersonaRow,
         brief: &Brief,
         written: &Written,
         request_id: Option<&str>,
-    ) -> anyhow::Result<Option<(PersonaRow, uuid::Uuid)>> {
+    ) -> anyhow::Result<Option<(PersonaRow, uuid::Uuid, i32)>> {
         let mut client = self.personas.connection().await?;
         let tx = client
             .transaction()
             .await
             .context("starting a transaction")?;
         let stats = brief.stats;
+        // The answers this version was built from, which may be more than were in when it was
+        // requested: the next version must be at least three answers past these (privacy).
+        let used = i32::try_from(brief.response_count).context("answer count")?;
         let traits = serde_json::to_value(&written.text.traits)?;
         let archetype = serde_json::to_value(written.text.archetype)
             .ok()
@@ -303,7 +317,7 @@ impl SynthesizeWorker {
                  name = $3, archetype = $4, traits = $5, greeting = $6, system_prompt = $7,
                  charisma = $8, intellect = $9, kindness = $10, energy = $11, synthesized_by = $12,
                  render_generation = render_generation + 1, synthesize_finished_at = now(),
-                 updated_at = now()
+                 response_count = $13, updated_at = now()
              WHERE id = $1 AND state = 'synthesizing' AND state_version = $2",
             &[
                 &row.id,
@@ -318,6 +332,7 @@ impl SynthesizeWorker {
                 &i16::from(stats.kindness),
                 &i16::from(stats.energy),
                 &written.synthesized_by,
+                &used,
             ],
         )
         .await?;
@@ -327,8 +342,16 @@ impl SynthesizeWorker {
         let outbox_id = queue_step(&tx, &moved, request_id)
             .await
             .context("queuing the render step")?;
+        let answers: i32 = tx
+            .query_one(
+                "SELECT response_count FROM surveys WHERE id = $1",
+                &[&row.survey_id],
+            )
+            .await
+            .context("counting the answers")?
+            .get(0);
         tx.commit().await.context("committing the synthesis")?;
-        Ok(Some((moved, outbox_id)))
+        Ok(Some((moved, outbox_id, answers - used)))
     }
 
     /// Decrypts and aggregates the survey's answers.

@@ -234,6 +234,43 @@ async fn synthesize_is_409_below_three_answers_idempotent_while_running_and_vers
     assert_eq!(app.count("SELECT count(*) FROM personas").await, 2);
 }
 
+#[tokio::test]
+async fn a_version_counts_the_answers_it_was_built_from_not_those_in_when_it_was_queued() {
+    let app = spawn_app().await;
+    let (token, _, survey_id) = app.survey_with_answers("late-answers@example.com", 3).await;
+    // Two friends answer while version 1 waits in the queue: it is built from all five.
+    app.answer(&survey_id, 3).await;
+    app.answer(&survey_id, 4).await;
+    let _workers = app.start_workers(app.saga(&[]).await).await;
+    let status = app.wait_for_state(&token, "ready", READY_WITHIN).await;
+    assert_eq!(
+        (&status["new_responses"], &status["responses_needed"]),
+        (&json!(0), &json!(3)),
+        "the two late answers are in version 1, not new"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM personas WHERE response_count = 5")
+            .await,
+        1
+    );
+
+    // A sixth friend: a version 2 now would differ from version 1 by exactly their answers.
+    app.answer(&survey_id, 5).await;
+    let refused = app
+        .http
+        .post(app.url("/v1/personas/me/synthesize"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(
+        refused["error"]["details"],
+        json!({"new_responses": 1, "needed": 2})
+    );
+}
+
 /// A fault that fires once at `point`, as if the worker crashed there.
 fn crash_once_at(point: FaultPoint) -> (Faults, Arc<AtomicUsize>) {
     let fired = Arc::new(AtomicUsize::new(0));
