@@ -398,3 +398,47 @@ fn the_chat_stream_has_a_streaming_function_url_with_cors_and_an_output() {
         serde_yaml_ng::Value::Tagged(_)
     ));
 }
+
+#[test]
+fn the_http_function_may_check_every_queue_it_sends_to_for_readiness() {
+    // `GET /v1/health/ready` calls GetQueueAttributes on every queue the HTTP function is
+    // configured with; the emulator enforces no IAM, so only the template can say it is allowed.
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let function = "HttpApiFunction";
+    let queues: BTreeSet<String> = template
+        .function_variable_names(function)
+        .into_iter()
+        .filter(|name| name.ends_with("_QUEUE_URL"))
+        .map(|name| {
+            let value = template.function_variable_value(function, &name).unwrap();
+            devstack::template::referenced_resource(&value).unwrap()
+        })
+        .collect();
+    assert!(queues.contains("SummarizeChatQueue"), "{queues:?}");
+
+    let policies = template.resource_property(function, "Policies").unwrap();
+    let mut readable = BTreeSet::new();
+    for policy in policies.as_sequence().unwrap() {
+        for statement in policy["Statement"].as_sequence().unwrap() {
+            let actions = format!("{:?}", statement["Action"]);
+            if !actions.contains("sqs:GetQueueAttributes") {
+                continue;
+            }
+            let resources = match &statement["Resource"] {
+                serde_yaml_ng::Value::Sequence(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            readable.extend(
+                resources
+                    .iter()
+                    .filter_map(devstack::template::referenced_resource),
+            );
+        }
+    }
+    for queue in &queues {
+        assert!(
+            readable.contains(queue),
+            "{function} may not GetQueueAttributes on {queue}: its readiness would be 503"
+        );
+    }
+}
