@@ -193,9 +193,18 @@ impl LlmSettings {
                 ),
                 (None, None) => (None, &["gpt-4o-mini"], None),
             };
-        let base_url = match env.get("LLM_BASE_URL") {
-            Some(_) => Some(env.required_url("LLM_BASE_URL")),
-            None => default_base.map(str::to_owned),
+        let (base_url, key, default_models) = match env.get("LLM_BASE_URL") {
+            Some(_) => {
+                let base = env.required_url("LLM_BASE_URL");
+                // A provider's key goes only to that provider: with another server, only
+                // `LLM_API_KEY` (the OpenAI key may be set for moderation alone).
+                if default_base.is_some_and(|d| d == base.trim_end_matches('/')) {
+                    (Some(base), key, default_models)
+                } else {
+                    (Some(base), None, &["gpt-4o-mini"][..])
+                }
+            }
+            None => (default_base.map(str::to_owned), key, default_models),
         };
         let models = env.list("LLM_MODELS");
         Self {
@@ -541,6 +550,45 @@ mod tests {
             config.queues.get(Queue::Render),
             Some("http://localhost/q/r")
         );
+    }
+
+    #[test]
+    fn a_providers_key_goes_only_to_that_provider() {
+        let llm = |extra: &[(&'static str, &'static str)]| {
+            let mut env = complete();
+            env.extend(extra.iter().copied());
+            let config = HttpApiConfig::from_lookup(lookup(&env)).unwrap();
+            let key = config
+                .chat
+                .llm
+                .api_key
+                .map(|k| secrecy::ExposeSecret::expose_secret(&k).to_owned());
+            (config.chat.llm.base_url, key, config.chat.llm.models)
+        };
+        let (base, key, models) = llm(&[("OPENAI_API_KEY", "sk-openai")]);
+        assert_eq!(base.as_deref(), Some("https://api.openai.com/v1"));
+        assert_eq!(key.as_deref(), Some("sk-openai"));
+        assert_eq!(models, ["gpt-4o-mini", "gpt-4.1-mini"]);
+
+        // The OpenAI key set for moderation alone never goes to another server.
+        let (base, key, models) = llm(&[
+            ("OPENAI_API_KEY", "sk-openai"),
+            ("LLM_BASE_URL", "https://llm.internal/v1"),
+        ]);
+        assert_eq!(base.as_deref(), Some("https://llm.internal/v1"));
+        assert_eq!(key, None);
+        assert_eq!(models, ["gpt-4o-mini"]);
+        let (_, key, _) = llm(&[
+            ("OPENAI_API_KEY", "sk-openai"),
+            ("LLM_BASE_URL", "https://llm.internal/v1"),
+            ("LLM_API_KEY", "own-key"),
+        ]);
+        assert_eq!(key.as_deref(), Some("own-key"));
+        let (_, key, _) = llm(&[
+            ("OPENROUTER_API_KEY", "sk-or"),
+            ("LLM_BASE_URL", "https://openrouter.ai/api/v1/"),
+        ]);
+        assert_eq!(key.as_deref(), Some("sk-or"), "the provider's own URL");
     }
 
     #[test]
