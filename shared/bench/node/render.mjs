@@ -1,7 +1,11 @@
 // Node.js baseline for the persona card: satori -> SVG -> resvg -> PNG, QR from `qrcode`.
 //
-//   node render.mjs warm <square|story|link> <iterations>   one JSON line of timings
-//   node render.mjs cold <square|story|link> <out.png>      render once, write the PNG
+//   node render.mjs serve <square|story|link>          one render per `render` line on stdin,
+//                                                     answered by `{"ms", "png_bytes"}` (warm)
+//   node render.mjs cold <square|story|link> <out.png> render once, write the PNG
+//
+// `serve` lets the Rust bench interleave the two pipelines (A B A B) with both kept warm; the
+// time is taken inside this process, around the render only, as the Rust side does.
 //
 // Fonts come from $FONTS_DIR (default ../../cards/fonts beside this file). Name from $NAME.
 // Layout numbers follow shared/cards/src/layout.rs (frame per size, default theme).
@@ -9,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import satori from 'satori';
 import { Resvg } from '@resvg/resvg-js';
 import QRCode from 'qrcode';
@@ -176,15 +181,9 @@ async function renderPng(sizeName) {
   return resvg.render().asPng();
 }
 
-function percentile(sorted, q) {
-  // Nearest-rank percentile.
-  const rank = Math.max(1, Math.ceil(q * sorted.length));
-  return sorted[rank - 1];
-}
-
 function usage(message) {
   if (message) console.error(message);
-  console.error('usage: node render.mjs warm <square|story|link> <iterations>\n'
+  console.error('usage: node render.mjs serve <square|story|link>\n'
     + '       node render.mjs cold <square|story|link> <out.png>');
   process.exit(2);
 }
@@ -192,29 +191,14 @@ function usage(message) {
 const [mode, size, arg] = process.argv.slice(2);
 if (!FRAMES[size]) usage(`unknown size: ${size}`);
 
-if (mode === 'warm') {
-  const iterations = Number.parseInt(arg, 10);
-  if (!(iterations > 0)) usage(`bad iterations: ${arg}`);
-  for (let i = 0; i < 2; i++) await renderPng(size);
-  const times = [];
-  let pngBytes = 0;
-  for (let i = 0; i < iterations; i++) {
+if (mode === 'serve') {
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() !== 'render') usage(`unknown request: ${line}`);
     const t0 = performance.now();
     const png = await renderPng(size);
-    times.push(performance.now() - t0);
-    pngBytes = png.length;
+    const ms = performance.now() - t0;
+    process.stdout.write(`${JSON.stringify({ ms, png_bytes: png.length })}\n`);
   }
-  times.sort((a, b) => a - b);
-  const mid = times.length >> 1;
-  const median = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-  const round = (x) => Math.round(x * 1000) / 1000;
-  console.log(JSON.stringify({
-    size,
-    iterations,
-    median_ms: round(median),
-    p95_ms: round(percentile(times, 0.95)),
-    png_bytes: pngBytes,
-  }));
 } else if (mode === 'cold') {
   if (!arg) usage('missing out.png');
   writeFileSync(arg, await renderPng(size));

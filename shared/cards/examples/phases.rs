@@ -20,23 +20,26 @@ fn main() {
     for _ in 0..5 {
         renderer.render(&data, Size::Square).unwrap();
     }
-    let runs = 30;
-    let mut totals = [0f64; 4];
+    let runs = 200;
+    let mut samples: Vec<[f64; 4]> = Vec::new();
     for _ in 0..runs {
-        let phases = renderer.profile(&data, Size::Square).unwrap();
-        for (total, phase) in totals.iter_mut().zip(phases) {
-            *total += phase;
-        }
+        samples.push(renderer.profile(&data, Size::Square).unwrap());
     }
-    for (name, total) in [
+    for (i, name) in [
         "svg string (incl. name fit)",
         "usvg parse + text layout",
-        "rasterize",
+        "draw over the template",
         "png encode (rgb)",
     ]
     .iter()
-    .zip(totals)
+    .enumerate()
     {
-        println!("{name:>28}: {:.2} ms", total / runs as f64);
+        let mut v: Vec<f64> = samples.iter().map(|s| s[i]).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{name:>28}: median {:.3} ms, min {:.3} ms",
+            v[v.len() / 2],
+            v[0]
+        );
     }
 }

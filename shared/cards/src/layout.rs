@@ -1,11 +1,16 @@
-//! Card layout: the SVG for one size.
+//! Card layout: where everything goes on each size, as SVG — the template every persona of a
+//! theme and size shares, and what one card draws over it.
 
 use std::fmt::Write;
 
-use qrcode::{Color, EcLevel, QrCode};
+use qrcode::EcLevel;
 use resvg::usvg;
 
-use crate::{fonts::Fonts, CardData, RenderError, Size};
+use crate::{
+    fonts::Fonts,
+    theme::{Palette, Theme},
+    CardData, RenderError, Size,
+};
 
 /// Where things go on one size, in pixels.
 struct Frame {
@@ -172,15 +177,18 @@ pub fn escape(text: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderError> {
+/// The part of a card every persona of one theme and size shares (the template): the brand, and
+/// the stat labels and tracks where a one-line name puts them. The labels and tracks are one
+/// group, `stats`, so a card that moves them knows what to paint over.
+pub fn template_svg(theme: Theme, size: Size) -> String {
     let f = frame(size);
-    let p = data.theme.palette();
-    let name = fit_name(fonts, &data.name, size);
-    let mut svg = String::with_capacity(32 * 1024);
+    let p = theme.palette();
+    let mut svg = String::with_capacity(4 * 1024);
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">
 <text x="{pad}" y="{brand_y}" font-size="{brand}" font-weight="700" fill="{muted}" letter-spacing="4">RE:MIRAI</text>
+<g id="{STATS_GROUP}">
 "#,
         w = f.width,
         h = f.height,
@@ -188,6 +196,35 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
         brand_y = f.pad + 24.0,
         brand = f.stat_size * 0.8,
         muted = p.muted,
+    );
+    stat_frame(&mut svg, &f, &p, f.stats_top);
+    svg.push_str("</g></svg>");
+    svg
+}
+
+/// The id of the template's stat labels and tracks.
+pub const STATS_GROUP: &str = "stats";
+
+/// What one card draws over its template.
+pub struct CardLayout {
+    /// The name, archetype, stat values and bars, and the QR code's white square.
+    pub svg: String,
+    /// The stats sit lower than in the template (a two-line name): the template's labels and
+    /// tracks are painted over, and drawn again in `svg`.
+    pub stats_moved: bool,
+    pub qr: Qr,
+}
+
+pub fn card(fonts: &Fonts, data: &CardData, size: Size) -> Result<CardLayout, RenderError> {
+    let f = frame(size);
+    let p = data.theme.palette();
+    let name = fit_name(fonts, &data.name, size);
+    let mut svg = String::with_capacity(8 * 1024);
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#,
+        w = f.width,
+        h = f.height,
     );
     let line_height = name.font_size * 1.15;
     for (i, line) in name.lines.iter().enumerate() {
@@ -220,66 +257,117 @@ pub fn svg(fonts: &Fonts, data: &CardData, size: Size) -> Result<String, RenderE
         description = escape(data.archetype.description()),
     );
     let stats_top = f.stats_top.max(archetype_y + f.archetype_size * 2.6);
+    let stats_moved = stats_top != f.stats_top;
+    if stats_moved {
+        stat_frame(&mut svg, &f, &p, stats_top);
+    }
     let stats = data.stats.as_array();
-    for (i, (label, value)) in ["Charisma", "Intellect", "Kindness", "Energy"]
-        .iter()
-        .zip(stats)
-        .enumerate()
-    {
+    for (i, value) in stats.into_iter().enumerate() {
         let y = stats_top + i as f32 * f.bar_gap;
-        let bar_y = y + f.stat_size * 0.5;
         let bar_h = f.stat_size * 0.7;
         let _ = writeln!(
             svg,
-            r#"<text x="{x}" y="{y}" font-size="{size}" fill="{text}">{label}</text>
-<text x="{right}" y="{y}" font-size="{size}" font-weight="700" fill="{text}" text-anchor="end">{value}</text>
-<rect x="{x}" y="{bar_y}" width="{w}" height="{bar_h}" rx="{r}" fill="{track}"/>
+            r#"<text x="{right}" y="{y}" font-size="{size}" font-weight="700" fill="{text}" text-anchor="end">{value}</text>
 <rect x="{x}" y="{bar_y}" width="{filled}" height="{bar_h}" rx="{r}" fill="{accent}"/>"#,
             x = f.pad,
             right = f.pad + f.stats_width,
             size = f.stat_size,
             text = p.text,
-            w = f.stats_width,
+            bar_y = y + f.stat_size * 0.5,
             filled = (f.stats_width * f32::from(value) / 100.0).max(bar_h),
             r = bar_h / 2.0,
-            track = p.track,
             accent = p.accent,
         );
     }
-    qr(&mut svg, &data.share_url, f.qr_x, f.qr_y, f.qr_size)?;
+    let qr = Qr::new(&data.share_url, f.qr_x, f.qr_y, f.qr_size)?;
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{x}" y="{y}" width="{size}" height="{size}" rx="{r}" fill="#ffffff"/>"##,
+        x = qr.x,
+        y = qr.y,
+        size = qr.size(),
+        r = qr.unit * 2,
+    );
     svg.push_str("</svg>");
-    Ok(svg)
+    Ok(CardLayout {
+        svg,
+        stats_moved,
+        qr,
+    })
 }
 
-/// A QR code with a 4-module quiet zone on white, so any reader decodes it on any theme.
-fn qr(svg: &mut String, url: &str, x: f32, y: f32, size: f32) -> Result<(), RenderError> {
-    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)
-        .map_err(|_| RenderError::Qr)?;
-    let modules = code.width();
-    let colors = code.to_colors();
-    let total = modules + 8;
-    // Whole-pixel modules on whole-pixel origins: no anti-aliased seams between modules.
-    let unit = (size / total as f32).floor().max(1.0);
-    let (x, y, size) = {
+/// The stat labels and the empty tracks under the bars, with the first stat at `stats_top`.
+fn stat_frame(svg: &mut String, f: &Frame, p: &Palette, stats_top: f32) {
+    for (i, label) in ["Charisma", "Intellect", "Kindness", "Energy"]
+        .iter()
+        .enumerate()
+    {
+        let y = stats_top + i as f32 * f.bar_gap;
+        let bar_h = f.stat_size * 0.7;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{x}" y="{y}" font-size="{size}" fill="{text}">{label}</text>
+<rect x="{x}" y="{bar_y}" width="{w}" height="{bar_h}" rx="{r}" fill="{track}"/>"#,
+            x = f.pad,
+            size = f.stat_size,
+            text = p.text,
+            bar_y = y + f.stat_size * 0.5,
+            w = f.stats_width,
+            r = bar_h / 2.0,
+            track = p.track,
+        );
+    }
+}
+
+/// A QR code with a 4-module quiet zone on a white square, so any reader decodes it on any
+/// theme. Modules are whole pixels on whole-pixel origins (no anti-aliased seams), drawn
+/// straight into the pixels rather than as a path of hundreds of squares.
+pub struct Qr {
+    /// Top-left corner of the white square, in pixels.
+    pub x: u32,
+    pub y: u32,
+    /// Pixels per module.
+    pub unit: u32,
+    /// Modules per side, without the quiet zone.
+    modules: usize,
+    dark: Vec<bool>,
+}
+
+impl Qr {
+    fn new(url: &str, x: f32, y: f32, size: f32) -> Result<Self, RenderError> {
+        let (modules, dark) =
+            crate::qr::modules(url.as_bytes(), EcLevel::M).ok_or(RenderError::Qr)?;
+        let total = modules + 8;
+        let unit = (size / total as f32).floor().max(1.0);
         let drawn = unit * total as f32;
-        (
-            (x + (size - drawn) / 2.0).round(),
-            (y + (size - drawn) / 2.0).round(),
-            drawn,
-        )
-    };
-    let _ = write!(
-        svg,
-        r##"<rect x="{x}" y="{y}" width="{size}" height="{size}" rx="{r}" fill="#ffffff"/><path transform="translate({ox} {oy}) scale({unit})" fill="#000000" shape-rendering="crispEdges" d=""##,
-        r = unit * 2.0,
-        ox = x + 4.0 * unit,
-        oy = y + 4.0 * unit,
-    );
-    for (index, color) in colors.iter().enumerate() {
-        if *color == Color::Dark {
-            let _ = write!(svg, "M{} {}h1v1h-1z", index % modules, index / modules);
+        Ok(Self {
+            x: (x + (size - drawn) / 2.0).round() as u32,
+            y: (y + (size - drawn) / 2.0).round() as u32,
+            unit: unit as u32,
+            modules,
+            dark,
+        })
+    }
+
+    /// Side of the white square, in pixels.
+    pub fn size(&self) -> u32 {
+        self.unit * (self.modules as u32 + 8)
+    }
+
+    /// Paints the dark modules black into opaque RGBA pixels `width` wide.
+    pub fn draw(&self, pixels: &mut [u8], width: u32) {
+        let (width, unit) = (width as usize, self.unit as usize);
+        let (left, top) = (self.x as usize + 4 * unit, self.y as usize + 4 * unit);
+        for (row, modules) in self.dark.chunks_exact(self.modules).enumerate() {
+            for y in top + row * unit..top + (row + 1) * unit {
+                let line = &mut pixels[y * width * 4..(y + 1) * width * 4];
+                for (column, _) in modules.iter().enumerate().filter(|(_, dark)| **dark) {
+                    let x = left + column * unit;
+                    for pixel in line[x * 4..(x + unit) * 4].chunks_exact_mut(4) {
+                        pixel.copy_from_slice(&[0, 0, 0, 255]);
+                    }
+                }
+            }
         }
     }
-    svg.push_str("\"/>\n");
-    Ok(())
 }

@@ -3,11 +3,13 @@
 //! read). Characters no bundled font can draw are dropped before layout, so nothing renders as
 //! a box; names are measured after shaping and shrink, then wrap, then ellipsize to fit.
 
+mod encoding;
 mod fonts;
 mod layout;
+mod qr;
 pub mod theme;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use domain::{archetypes::Archetype, synthesis::Stats};
 use resvg::{tiny_skia, usvg};
@@ -26,6 +28,11 @@ pub enum Size {
 
 impl Size {
     pub const ALL: [Size; 3] = [Size::Square, Size::Story, Size::Link];
+
+    /// Position in `ALL`.
+    fn index(self) -> usize {
+        self as usize
+    }
 
     pub fn dimensions(self) -> (u32, u32) {
         match self {
@@ -70,10 +77,31 @@ pub enum RenderError {
 /// cards (README "Runbooks": the sweeper's `rerender_cards` action).
 pub const DESIGN_VERSION: i32 = 1;
 
-/// Holds the font database; build once per process (cold start) and share.
+/// Holds the fonts and the templates; build once per process (cold start) and share (clones
+/// share both). A template — the gradient, brand, stat labels and tracks of one theme and size,
+/// drawn and compressed — is made the first time a card of that theme and size is rendered;
+/// after that a card only draws and compresses what is its own.
 #[derive(Clone)]
 pub struct Renderer {
     fonts: Arc<fonts::Fonts>,
+    templates: Arc<[OnceLock<Template>; Theme::ALL.len() * Size::ALL.len()]>,
+}
+
+/// What every card of one theme and size shares.
+struct Template {
+    /// The template's pixels. A render draws its card right on them, then puts back what it
+    /// covered: cheaper than copying the whole image, and no second image in memory. Renders
+    /// of one theme and size take turns (one takes about a millisecond or two).
+    canvas: Mutex<Canvas>,
+    encoded: encoding::Encoded,
+    /// The pixels under the stat labels and tracks, painted over when a card moves them.
+    stats: tiny_skia::IntRect,
+}
+
+struct Canvas {
+    pixmap: tiny_skia::Pixmap,
+    /// The template's pixels under the card being drawn.
+    covered: Vec<u8>,
 }
 
 impl Default for Renderer {
@@ -86,46 +114,132 @@ impl Renderer {
     pub fn new() -> Self {
         Self {
             fonts: Arc::new(fonts::Fonts::load()),
+            templates: Arc::new(std::array::from_fn(|_| OnceLock::new())),
         }
     }
 
     /// Renders one size.
     pub fn render(&self, data: &CardData, size: Size) -> Result<Card, RenderError> {
-        self.render_timed(data, size, |_| {})
+        self.render_timed(data, size, |_| {}, |_| {})
     }
 
-    /// Milliseconds spent in each phase of one render: SVG string, parse and text layout,
-    /// rasterizing, PNG encoding (for the phases example).
+    /// Milliseconds spent in each phase of one render: layout (SVG string, name fit, QR
+    /// modules), parse and text layout, drawing over the template, PNG encoding (for the phases
+    /// example).
     #[doc(hidden)]
     pub fn profile(&self, data: &CardData, size: Size) -> Result<[f64; 4], RenderError> {
         let mut phases = [0.0; 4];
-        let mut phase = 0;
         let mut last = std::time::Instant::now();
-        self.render_timed(data, size, |_| {
-            phases[phase] = last.elapsed().as_secs_f64() * 1000.0;
-            phase += 1;
-            last = std::time::Instant::now();
-        })?;
+        self.render_timed(
+            data,
+            size,
+            |phase| {
+                phases[phase] = last.elapsed().as_secs_f64() * 1000.0;
+                last = std::time::Instant::now();
+            },
+            |_| {},
+        )?;
         Ok(phases)
     }
 
-    /// The render, calling `phase_done` after each of its four phases.
+    /// The template of a theme and size, made on first use.
+    fn template(&self, theme: Theme, size: Size) -> Result<&Template, RenderError> {
+        let slot = &self.templates[theme.index() * Size::ALL.len() + size.index()];
+        if let Some(template) = slot.get() {
+            return Ok(template);
+        }
+        let (pixmap, stats) = self.draw_template(theme, size)?;
+        let encoded = encoding::Encoded::new(&pixmap);
+        // Two threads may race to make it; both make the same one.
+        Ok(slot.get_or_init(|| Template {
+            canvas: Mutex::new(Canvas {
+                pixmap,
+                covered: Vec::new(),
+            }),
+            encoded,
+            stats,
+        }))
+    }
+
+    /// The template's pixels, and where its stat labels and tracks are.
+    fn draw_template(
+        &self,
+        theme: Theme,
+        size: Size,
+    ) -> Result<(tiny_skia::Pixmap, tiny_skia::IntRect), RenderError> {
+        let (width, height) = size.dimensions();
+        let tree = usvg::Tree::from_str(&layout::template_svg(theme, size), &self.fonts.options())
+            .map_err(|e| RenderError::Svg(e.to_string()))?;
+        let mut pixmap = tiny_skia::Pixmap::new(width, height)
+            .ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
+        let all = tiny_skia::IntRect::from_xywh(0, 0, width, height)
+            .ok_or_else(|| RenderError::Svg("empty card".into()))?;
+        paint_background(&mut pixmap, theme, all);
+        resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        let stats = tree
+            .node_by_id(layout::STATS_GROUP)
+            .and_then(|node| pixel_bounds(node, width, height))
+            .ok_or_else(|| RenderError::Svg("the template has no stats".into()))?;
+        Ok((pixmap, stats))
+    }
+
+    /// The render, calling `phase_done` after each of its four phases and `drawn` with the
+    /// pixels before they are encoded (tests compare them with the decoded PNG).
     fn render_timed(
         &self,
         data: &CardData,
         size: Size,
         mut phase_done: impl FnMut(usize),
+        drawn: impl FnOnce(&tiny_skia::Pixmap),
     ) -> Result<Card, RenderError> {
         let (width, height) = size.dimensions();
-        let svg = layout::svg(&self.fonts, data, size)?;
+        let template = self.template(data.theme, size)?;
+        let card = layout::card(&self.fonts, data, size)?;
         phase_done(0);
-        let tree = usvg::Tree::from_str(&svg, &self.fonts.options())
+        let tree = usvg::Tree::from_str(&card.svg, &self.fonts.options())
             .map_err(|e| RenderError::Svg(e.to_string()))?;
         phase_done(1);
-        let mut pixmap = background(data.theme, width, height)?;
+
+        // Everything this card draws on, known before drawing.
+        let mut dirty = encoding::Dirty::new(width, height);
+        if card.stats_moved {
+            dirty.mark(template.stats);
+        }
+        for node in tree.root().children() {
+            if let Some(bounds) = pixel_bounds(node, width, height) {
+                dirty.mark(bounds);
+            }
+        }
+        let side = card.qr.size();
+        if let Some(bounds) =
+            tiny_skia::IntRect::from_xywh(card.qr.x as i32, card.qr.y as i32, side, side)
+        {
+            dirty.mark(bounds);
+        }
+
+        let mut canvas = match template.canvas.lock() {
+            Ok(canvas) => canvas,
+            Err(poisoned) => {
+                // A render panicked halfway, maybe leaving its card on the template: draw the
+                // template again.
+                let mut canvas = poisoned.into_inner();
+                canvas.pixmap = self.draw_template(data.theme, size)?.0;
+                template.canvas.clear_poison();
+                canvas
+            }
+        };
+        let Canvas { pixmap, covered } = &mut *canvas;
+        dirty.save(pixmap, covered);
+        if card.stats_moved {
+            paint_background(pixmap, data.theme, template.stats);
+        }
         resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        card.qr.draw(pixmap.data_mut(), width);
         phase_done(2);
-        let png = encode_rgb(&pixmap)?;
+        drawn(pixmap);
+        let png = template.encoded.png(pixmap, &dirty);
+        dirty.restore(covered, pixmap);
+        drop(canvas);
         phase_done(3);
         Ok(Card {
             size,
@@ -150,10 +264,21 @@ impl Renderer {
     }
 }
 
+/// The pixels a node may touch: its layout box and its outlines (a glyph can reach past the
+/// font's ascent), rounded out, one pixel more for anti-aliasing, clipped to the card.
+fn pixel_bounds(node: &usvg::Node, width: u32, height: u32) -> Option<tiny_skia::IntRect> {
+    let (a, b) = (node.abs_bounding_box(), node.abs_stroke_bounding_box());
+    let x0 = (a.left().min(b.left()).floor() as i32 - 1).max(0);
+    let y0 = (a.top().min(b.top()).floor() as i32 - 1).max(0);
+    let x1 = (a.right().max(b.right()).ceil() as i32 + 1).min(width as i32);
+    let y1 = (a.bottom().max(b.bottom()).ceil() as i32 + 1).min(height as i32);
+    tiny_skia::IntRect::from_ltrb(x0, y0, x1, y1)
+}
+
 /// The theme's diagonal gradient (top-left → bottom-right, like an SVG `linearGradient` with
-/// `x1=0 y1=0 x2=1 y2=1` over the card), painted directly: a 1,024-entry colour table and one
-/// store per pixel, about five times faster than rasterizing the gradient as a shape.
-fn background(theme: Theme, width: u32, height: u32) -> Result<tiny_skia::Pixmap, RenderError> {
+/// `x1=0 y1=0 x2=1 y2=1` over the card), painted directly into `area`: a 1,024-entry colour
+/// table and one store per pixel, about five times faster than rasterizing it as a shape.
+fn paint_background(pixmap: &mut tiny_skia::Pixmap, theme: Theme, area: tiny_skia::IntRect) {
     const STEPS: usize = 1024;
     let palette = theme.palette();
     let (from, to) = (rgb(palette.background_from), rgb(palette.background_to));
@@ -170,20 +295,25 @@ fn background(theme: Theme, width: u32, height: u32) -> Result<tiny_skia::Pixmap
             ]
         })
         .collect();
-    let mut pixmap = tiny_skia::Pixmap::new(width, height)
-        .ok_or_else(|| RenderError::Svg("empty pixmap".into()))?;
-    let (w, h) = (width as usize, height as usize);
+    let (w, h) = (pixmap.width() as usize, pixmap.height() as usize);
     // t = (x / w + y / h) / 2, in table steps.
     let scale_x = (STEPS - 1) as f32 / (2.0 * (w.max(2) - 1) as f32);
     let scale_y = (STEPS - 1) as f32 / (2.0 * (h.max(2) - 1) as f32);
-    for (y, row) in pixmap.data_mut().chunks_exact_mut(w * 4).enumerate() {
+    let (x0, x1) = (area.left() as usize, (area.right() as usize).min(w));
+    let (y0, y1) = (area.top() as usize, (area.bottom() as usize).min(h));
+    for (y, row) in pixmap
+        .data_mut()
+        .chunks_exact_mut(w * 4)
+        .enumerate()
+        .take(y1)
+        .skip(y0)
+    {
         let row_offset = y as f32 * scale_y;
-        for (x, pixel) in row.chunks_exact_mut(4).enumerate() {
-            let index = (x as f32 * scale_x + row_offset) as usize;
+        for (x, pixel) in row[x0 * 4..x1 * 4].chunks_exact_mut(4).enumerate() {
+            let index = ((x0 + x) as f32 * scale_x + row_offset) as usize;
             pixel.copy_from_slice(&table[index.min(STEPS - 1)]);
         }
     }
-    Ok(pixmap)
 }
 
 fn rgb(hex: &str) -> [u8; 3] {
@@ -193,32 +323,76 @@ fn rgb(hex: &str) -> [u8; 3] {
     [channel(0), channel(1), channel(2)]
 }
 
-/// Deflate effort: see the benchmark in the README for the size/time trade-off.
-const COMPRESSION: png::Compression = png::Compression::Fastest;
+#[cfg(test)]
+mod tests {
+    use domain::{archetypes::Archetype, synthesis::Stats};
 
-/// Cards are opaque: drop alpha (smaller files) and favour speed over the last few percent of
-/// size (fast deflate).
-fn encode_rgb(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>, RenderError> {
-    let png_error = |e: png::EncodingError| RenderError::Png(e.to_string());
-    let width = pixmap.width() as usize;
-    let mut out = Vec::with_capacity(width * pixmap.height() as usize);
-    {
-        let mut encoder = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(COMPRESSION);
-        let mut writer = encoder.write_header().map_err(png_error)?;
-        let mut stream = writer.stream_writer().map_err(png_error)?;
-        // Row by row: no second full-size buffer.
-        let mut row = vec![0u8; width * 3];
-        for source in pixmap.data().chunks_exact(width * 4) {
-            for (rgb, rgba) in row.chunks_exact_mut(3).zip(source.chunks_exact(4)) {
-                rgb.copy_from_slice(&rgba[..3]);
-            }
-            std::io::Write::write_all(&mut stream, &row)
-                .map_err(|e| RenderError::Png(e.to_string()))?;
-        }
-        stream.finish().map_err(png_error)?;
+    use super::*;
+
+    fn decode(png_bytes: &[u8]) -> Vec<u8> {
+        let mut options = png::DecodeOptions::default();
+        options.set_ignore_adler32(false);
+        let decoder = png::Decoder::new_with_options(std::io::Cursor::new(png_bytes), options);
+        let mut reader = decoder.read_info().unwrap();
+        let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buffer).unwrap();
+        buffer.truncate(info.buffer_size());
+        buffer
     }
-    Ok(out)
+
+    /// Every pixel a card draws on is encoded again, and a kept canvas comes back clean: one
+    /// after another, the PNGs show exactly the pixels drawn, whatever the last card drew.
+    #[test]
+    fn each_png_shows_exactly_the_pixels_drawn_one_card_after_another() {
+        let renderer = Renderer::new();
+        let names = [
+            "Mira",
+            "Mira Kim the Radiant Sunshine of Every Single Friendly Room!",
+            "김미라 🔥✨",
+            "W",
+            "Averyveryveryveryveryveryveryveryveryveryveryverylongsingleword",
+        ];
+        let mut two_line_cards = 0;
+        for (i, archetype) in Archetype::ALL.into_iter().enumerate() {
+            for theme in Theme::ALL {
+                for size in Size::ALL {
+                    let data = CardData {
+                        name: names[(i + theme.index()) % names.len()].to_owned(),
+                        archetype,
+                        stats: Stats {
+                            charisma: (i * 13 % 101) as u8,
+                            intellect: 100,
+                            kindness: 0,
+                            energy: (i * 29 % 101) as u8,
+                        },
+                        share_url: format!("https://remirai.app/p/{i}-{}", "x".repeat(i * 5)),
+                        theme,
+                    };
+                    if renderer.name_layout(&data.name, size).lines.len() > 1 {
+                        two_line_cards += 1;
+                    }
+                    let mut pixels = Vec::new();
+                    let card = renderer
+                        .render_timed(
+                            &data,
+                            size,
+                            |_| {},
+                            |pixmap| {
+                                pixels = pixmap
+                                    .data()
+                                    .chunks_exact(4)
+                                    .flat_map(|p| [p[0], p[1], p[2]])
+                                    .collect();
+                            },
+                        )
+                        .unwrap();
+                    assert!(
+                        decode(&card.png) == pixels,
+                        "{archetype:?} {theme:?} {size:?}"
+                    );
+                }
+            }
+        }
+        assert!(two_line_cards > 0, "cards that move the stats were drawn");
+    }
 }

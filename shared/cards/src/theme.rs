@@ -27,6 +27,11 @@ impl Theme {
         Self::ALL.into_iter().find(|theme| theme.name() == name)
     }
 
+    /// Position in `ALL`.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Theme::Default => "default",
