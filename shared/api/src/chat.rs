@@ -30,12 +30,12 @@ use axum::{
 };
 use chat::{Begun, ChatError, ChatMessage, Exchange, Role, Source};
 use chrono::{DateTime, Utc};
+use domain::text::patterns;
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
 use platform::{aws::AwsClients, aws::Table, clock, db, outbox::Publisher, ChatConfig};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use domain::text::patterns;
 use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
 

@@ -43,7 +43,7 @@ pub struct CardView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardSize {
-    /// `square`, `story` or `link`.
+    #[schema(schema_with = size_schema)]
     pub size: String,
     pub url: String,
     pub width: u32,
@@ -80,6 +80,11 @@ pub struct CardRequest {
     /// Checked by the handler, so an unknown theme answers 422 `invalid_fields`.
     #[schema(schema_with = theme_schema)]
     pub theme: String,
+}
+
+/// The card sizes the renderer draws (`cards::Size`).
+fn size_schema() -> Object {
+    openapi::names(cards::Size::ALL.map(cards::Size::name)).build()
 }
 
 /// The card themes the renderer has (`cards::Theme`).

@@ -58,7 +58,9 @@ fn email_schema() -> Object {
         .min_length(Some(3))
         .max_length(Some(254))
         .pattern(Some("^[!-~]*@[!-~]*$"))
-        .description(Some("An address with an `@`, 3 to 254 characters (else 422)."))
+        .description(Some(
+            "An address with an `@`, 3 to 254 characters (else 422).",
+        ))
         .build()
 }
 

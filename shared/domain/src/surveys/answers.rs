@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::{
-    schema::{AdditionalProperties, AnyOfBuilder, Object, ObjectBuilder, Schema, SchemaType, Type},
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
 };
 
 use super::question_bank::{QuestionBank, QuestionKind};
@@ -50,10 +50,12 @@ pub fn validate_answers(
         };
         let outcome = match &question.kind {
             // JSON Schema counts `4.0` as an integer, so it is one here too.
-            QuestionKind::Scale { min, max, .. } => match value
-                .as_u64()
-                .or_else(|| value.as_f64().filter(|n| n.fract() == 0.0).map(|n| n as u64))
-            {
+            QuestionKind::Scale { min, max, .. } => match value.as_u64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0)
+                    .map(|n| n as u64)
+            }) {
                 Some(n) if (u64::from(*min)..=u64::from(*max)).contains(&n) => {
                     Ok(AnswerValue::Scale(n as u8))
                 }
@@ -185,7 +187,10 @@ mod tests {
     fn a_whole_number_written_with_a_fraction_is_a_scale_answer() {
         let mut answers = complete();
         answers["charisma_room"] = json!(4.0);
-        assert_eq!(check(answers).unwrap()["charisma_room"], AnswerValue::Scale(4));
+        assert_eq!(
+            check(answers).unwrap()["charisma_room"],
+            AnswerValue::Scale(4)
+        );
     }
 
     #[test]
@@ -193,11 +198,25 @@ mod tests {
         let bank = question_bank(1).unwrap();
         let schema = serde_json::to_value(answers_schema(std::slice::from_ref(&bank))).unwrap();
         assert_eq!(schema["additionalProperties"], false);
-        assert_eq!(schema["properties"].as_object().unwrap().len(), bank.questions.len());
+        assert_eq!(
+            schema["properties"].as_object().unwrap().len(),
+            bank.questions.len()
+        );
         assert_eq!(schema["properties"]["charisma_room"]["maximum"], 5);
-        assert_eq!(schema["properties"]["first_impression"]["enum"][0], "cold_then_warm");
-        assert_eq!(schema["properties"]["best_memory"]["type"], json!(["string", "null"]));
-        let required: Vec<&str> = bank.questions.iter().filter(|q| q.required).map(|q| q.id).collect();
+        assert_eq!(
+            schema["properties"]["first_impression"]["enum"][0],
+            "cold_then_warm"
+        );
+        assert_eq!(
+            schema["properties"]["best_memory"]["type"],
+            json!(["string", "null"])
+        );
+        let required: Vec<&str> = bank
+            .questions
+            .iter()
+            .filter(|q| q.required)
+            .map(|q| q.id)
+            .collect();
         assert_eq!(schema["required"], json!(required));
     }
 
