@@ -27,11 +27,7 @@ use platform::{aws::Table, clock::Clock, telemetry::describe};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{
-    openapi::{
-        path::{Parameter, ParameterBuilder, ParameterIn},
-        schema::{ObjectBuilder, Type},
-        Required,
-    },
+    openapi::path::{Parameter, ParameterIn},
     IntoParams,
 };
 
@@ -126,24 +122,16 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
 /// enforces (1 to 255 visible ASCII characters).
 impl IntoParams for IdempotencyKey {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(255))
-            .pattern(Some("^[!-~]+$"));
-        vec![ParameterBuilder::new()
-            .name("Idempotency-Key")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "Makes a retry safe for 24 h: the same key with the same request replays the \
-                 stored response (with `idempotent-replayed: true`); with another request it \
-                 answers 422 `idempotency_key_reused`; while the first request still runs, 409 \
-                 `request_in_progress`. 1 to 255 visible ASCII characters, else 400 \
-                 `invalid_idempotency_key`; a fresh UUID per logical request is a good key.",
-            ))
-            .schema(Some(schema))
-            .build()]
+        vec![crate::openapi::optional_header(
+            "Idempotency-Key",
+            255,
+            "^[!-~]+$",
+            "Makes a retry safe for 24 h: the same key with the same request replays the stored \
+             response (with `idempotent-replayed: true`); with another request it answers 422 \
+             `idempotency_key_reused`; while the first request still runs, 409 \
+             `request_in_progress`. 1 to 255 visible ASCII characters, else 400 \
+             `invalid_idempotency_key`; a fresh UUID per logical request is a good key.",
+        )]
     }
 }
 

@@ -10,7 +10,11 @@ use axum::{
     Extension,
 };
 use utoipa::{
-    openapi::schema::{ObjectBuilder, Type},
+    openapi::{
+        path::{Parameter, ParameterBuilder, ParameterIn},
+        schema::{ObjectBuilder, Type},
+        Required,
+    },
     OpenApi,
 };
 
@@ -97,6 +101,27 @@ pub(crate) fn text(max_chars: usize, pattern: String) -> ObjectBuilder {
         .schema_type(Type::String)
         .max_length(Some(max_chars))
         .pattern(Some(pattern))
+}
+
+/// An optional request header of 1 to `max_chars` characters matching `pattern`.
+pub(crate) fn optional_header(
+    name: &str,
+    max_chars: usize,
+    pattern: &str,
+    description: &str,
+) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(pattern));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
 
 /// A string that is one of `names`.

@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 use surveys::{Survey, SurveyError};
 use utoipa::{
     openapi::{
-        path::{Parameter, ParameterBuilder, ParameterIn},
-        schema::{Object, ObjectBuilder, Schema, SchemaType, Type},
-        Required,
+        path::{Parameter, ParameterIn},
+        schema::{Object, Schema, SchemaType, Type},
     },
     IntoParams, ToSchema,
 };
@@ -204,21 +203,13 @@ pub struct Fingerprint(pub Option<String>);
 
 impl IntoParams for Fingerprint {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(256))
-            .pattern(Some("^[!-~]([ -~]*[!-~])?$"));
-        vec![ParameterBuilder::new()
-            .name("x-fingerprint")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "A browser fingerprint for duplicate detection (hashed with the address, never \
-                 stored): 1 to 256 visible ASCII characters, else 400 `invalid_fingerprint`.",
-            ))
-            .schema(Some(schema))
-            .build()]
+        vec![openapi::optional_header(
+            "x-fingerprint",
+            256,
+            "^[!-~]([ -~]*[!-~])?$",
+            "A browser fingerprint for duplicate detection (hashed with the address, never \
+             stored): 1 to 256 visible ASCII characters, else 400 `invalid_fingerprint`.",
+        )]
     }
 }
 
