@@ -30,12 +30,13 @@ use axum::{
 };
 use chat::{Begun, ChatError, ChatMessage, Exchange, Role, Source};
 use chrono::{DateTime, Utc};
+use domain::text::patterns;
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
 use platform::{aws::AwsClients, aws::Table, clock, db, outbox::Publisher, ChatConfig};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use utoipa::ToSchema;
+use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -44,7 +45,7 @@ use crate::{
     extract::ApiQuery,
     idempotency::{IdempotencyKey, REPLAYED_HEADER},
     json::ApiJson,
-    request_context,
+    openapi, request_context,
     surveys::PageQuery,
     ApiError, AppState, Problem,
 };
@@ -96,8 +97,17 @@ pub struct Streaming;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// 1 to 1000 characters after trimming.
+    #[schema(schema_with = content_schema)]
     pub content: String,
+}
+
+fn content_schema() -> Object {
+    openapi::text(chat::MAX_MESSAGE_CHARS, patterns::not_blank())
+        .min_length(Some(1))
+        .description(Some(
+            "1 to 1000 characters once trimmed, so not blank (else 422 `invalid_fields`).",
+        ))
+        .build()
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -135,6 +145,7 @@ pub struct ExchangeView {
     pub message: MessageView,
     pub reply: MessageView,
     /// 0 Stranger, 1 Acquaintance (10 points), 2 Friend (30), 3 Close Friend (60), 4 Soulmate (100).
+    #[schema(maximum = 4)]
     pub bond_level: u8,
     pub bond_name: &'static str,
     pub bond_points: i32,
@@ -231,21 +242,22 @@ fn exchange_view(exchange: &Exchange) -> ExchangeView {
     tag = "chat",
     security(("bearer" = [])),
     request_body = SendMessage,
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry returns the same reply and adds no bond"),
-        ("Accept" = Option<String>, Header, description = "`text/event-stream` to stream the reply"),
-    ),
+    // A retried key returns the same reply and adds no bond. `Accept: text/event-stream` (a
+    // header OpenAPI leaves to content negotiation) asks for the stream.
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "The message and its reply", body = ExchangeView),
-        (status = 200, description = "The reply streamed as Server-Sent Events: `token` ({text}), then `done` (the exchange) or `error` (the error body)",
+        (status = 200, description = "With `Accept: text/event-stream` where the route streams (the local stack and the chat stream URL): Server-Sent Events `token` (data `{\"text\"}`), then `done` (data: the exchange, as the 201 body) or `error` (data: the error body)",
             content((String = "text/event-stream"))),
-        (status = 400, description = "Malformed body or key", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown field, or bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "`no_persona`", body = ErrorBody),
-        (status = 409, description = "`persona_not_ready`, or the same key still in progress", body = ErrorBody),
+        (status = 409, description = "`persona_not_ready`, or `request_in_progress` for this key", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "`invalid_fields`, `message_blocked` (`details.category`), or the key used with another message", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (30 a minute) or `daily_quota_exceeded` (200 a day), with Retry-After", body = ErrorBody),
+        (status = 422, description = "`invalid_fields`, `message_blocked` (`details.category`: the rule-based safety check refuses hate, threats and sexual content involving minors), or `idempotency_key_reused` with another message", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (30 a minute) or `daily_quota_exceeded` (200 a day)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn send_message(
@@ -381,7 +393,7 @@ fn error_body(error: ApiError, request_id: String) -> ErrorBody {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessagePage),
-        (status = 400, description = "Bad cursor or limit", body = ErrorBody),
+        (status = 400, description = "`invalid_cursor`, `invalid_limit` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]

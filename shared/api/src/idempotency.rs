@@ -26,6 +26,10 @@ use axum::{
 use platform::{aws::Table, clock::Clock, telemetry::describe};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::{
+    openapi::path::{Parameter, ParameterIn},
+    IntoParams,
+};
 
 use crate::{ApiError, Problem};
 
@@ -111,6 +115,23 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
             .map(|context| context.deadline)
             .filter(|deadline| *deadline > 0);
         Ok(Self { key, deadline_ms })
+    }
+}
+
+/// The header in the OpenAPI document, with the rule [`IdempotencyKey::from_request_parts`]
+/// enforces (1 to 255 visible ASCII characters).
+impl IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![crate::openapi::optional_header(
+            "Idempotency-Key",
+            255,
+            "^[!-~]+$",
+            "Makes a retry safe for 24 h: the same key with the same request replays the stored \
+             response (with `idempotent-replayed: true`); with another request it answers 422 \
+             `idempotency_key_reused`; while the first request still runs, 409 \
+             `request_in_progress`. 1 to 255 visible ASCII characters, else 400 \
+             `invalid_idempotency_key`; a fresh UUID per logical request is a good key.",
+        )]
     }
 }
 

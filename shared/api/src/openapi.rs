@@ -9,7 +9,14 @@ use axum::{
     response::{IntoResponse, Response},
     Extension,
 };
-use utoipa::OpenApi;
+use utoipa::{
+    openapi::{
+        path::{Parameter, ParameterBuilder, ParameterIn},
+        schema::{ObjectBuilder, Type},
+        Required,
+    },
+    OpenApi,
+};
 
 use crate::error::ErrorBody;
 
@@ -18,7 +25,11 @@ use crate::error::ErrorBody;
     info(
         title = "Re:MirAI API",
         description = "Surveys answered anonymously by friends become an AI persona of their owner. \
-            Every error has the body `{\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}`.",
+            Every error has the body `{\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}`; \
+            every response carries `x-request-id`. JSON bodies must be sent with \
+            `Content-Type: application/json` (else 415) and at most `MAX_BODY_BYTES` (64 KiB, else 413); \
+            unknown JSON fields and unknown query parameters are refused (400). \
+            Any route may answer 500 `internal_error` (a generic body; quote its `request_id`).",
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -27,6 +38,7 @@ use crate::error::ErrorBody;
         (name = "auth", description = "Sign-in, tokens and the profile"),
         (name = "surveys", description = "Surveys and anonymous answers"),
         (name = "personas", description = "The persona saga: synthesis, status, cards"),
+        (name = "chat", description = "Chat with the persona, streamed or not, and its history"),
         (name = "quests", description = "Quests, the daily check-in and the crystal ledger"),
         (name = "social", description = "Public personas, the share page and card, shares, compatibility"),
     )
@@ -50,6 +62,73 @@ impl utoipa::Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Adds what every operation shares and no handler annotation says: the 500 any route may answer.
+pub fn complete(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let unexpected = ResponseBuilder::new()
+        .description("Unexpected error: a generic body; the cause is logged under its request id")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("500".to_owned())
+                .or_insert_with(|| unexpected.clone().into());
+        }
+    }
+}
+
+/// A string of at most `max_chars` characters (Unicode code points, as the server counts them)
+/// matching `pattern`.
+pub(crate) fn text(max_chars: usize, pattern: String) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(max_chars))
+        .pattern(Some(pattern))
+}
+
+/// An optional request header of 1 to `max_chars` characters matching `pattern`.
+pub(crate) fn optional_header(
+    name: &str,
+    max_chars: usize,
+    pattern: &str,
+    description: &str,
+) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(pattern));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// A string that is one of `names`.
+pub(crate) fn names(names: impl IntoIterator<Item = &'static str>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
 }
 
 /// The serialized document, built once when the router is built.

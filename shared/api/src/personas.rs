@@ -14,7 +14,7 @@ use domain::{
 };
 use personas::{rows::status_of, PersonaError, PersonaRow, Started};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -22,7 +22,7 @@ use crate::{
     error::ErrorBody,
     idempotency::{IdempotencyKey, Replayable},
     json::ApiJson,
-    request_context, ApiError, AppState, Problem,
+    openapi, request_context, ApiError, AppState, Problem,
 };
 
 /// Seconds a poller should wait between status requests while a job runs.
@@ -33,6 +33,7 @@ const STATUS_LOCATION: &str = "/v1/personas/me/status";
 pub struct CardView {
     /// A time-limited link to the 1080x1080 card.
     pub url: String,
+    #[schema(schema_with = theme_schema)]
     pub theme: String,
     pub width: u32,
     pub height: u32,
@@ -42,6 +43,7 @@ pub struct CardView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardSize {
+    #[schema(schema_with = size_schema)]
     pub size: String,
     pub url: String,
     pub width: u32,
@@ -60,6 +62,7 @@ pub struct PersonaView {
     pub greeting: String,
     /// The owner's bond with their persona (it carries over across versions): 0 Stranger,
     /// 1 Acquaintance, 2 Friend, 3 Close Friend, 4 Soulmate.
+    #[schema(maximum = 4)]
     pub bond_level: u8,
     pub bond_name: &'static str,
     pub bond_points: i32,
@@ -74,8 +77,21 @@ pub struct PersonaView {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardRequest {
-    /// `default`, `dark`, `neon` or `pastel`.
+    /// Checked by the handler, so an unknown theme answers 422 `invalid_fields`.
+    #[schema(schema_with = theme_schema)]
     pub theme: String,
+}
+
+/// The card sizes the renderer draws (`cards::Size`).
+fn size_schema() -> Object {
+    openapi::names(cards::Size::ALL.map(cards::Size::name)).build()
+}
+
+/// The card themes the renderer has (`cards::Theme`).
+fn theme_schema() -> Object {
+    openapi::names(cards::Theme::ALL.map(cards::Theme::name))
+        .description(Some("A card theme."))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -133,11 +149,15 @@ impl From<PersonaError> for ApiError {
     path = "/v1/personas/me/synthesize",
     tag = "personas",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
-        (status = 202, description = "Accepted; poll `Location` after `Retry-After` seconds", body = PersonaStatus),
+        (status = 202, description = "Accepted: the job's status", body = PersonaStatus, headers(
+            ("Location" = String, description = "The status to poll"),
+            ("Retry-After" = u64, description = "Seconds before polling"),
+        )),
+        (status = 400, description = "Bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 409, description = "`not_enough_responses`, `not_enough_new_responses` (`details: {new_responses, needed}`), or the same key in progress", body = ErrorBody),
+        (status = 409, description = "`not_enough_responses`, `not_enough_new_responses` (`details: {new_responses, needed}`), or `request_in_progress` for this key", body = ErrorBody),
     )
 )]
 pub async fn synthesize_persona(
@@ -169,7 +189,8 @@ pub async fn synthesize_persona(
     tag = "personas",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The status, with `ETag`, and `Retry-After` while running", body = PersonaStatus),
+        (status = 200, description = "The status (`Retry-After` while a job runs)", body = PersonaStatus,
+            headers(("ETag" = String, description = "Send as `If-None-Match` to get 304 while nothing changed"))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
@@ -220,7 +241,7 @@ pub async fn persona_status(
     responses(
         (status = 200, description = "The persona", body = PersonaView),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No ready persona yet", body = ErrorBody),
+        (status = 404, description = "`no_persona`: no ready persona yet", body = ErrorBody),
     )
 )]
 pub async fn my_persona(
@@ -287,12 +308,16 @@ pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, Api
     path = "/v1/personas/me/retry",
     tag = "personas",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
-        (status = 202, description = "Re-queued; poll the status", body = PersonaStatus),
+        (status = 202, description = "Re-queued: the job's status", body = PersonaStatus, headers(
+            ("Location" = String, description = "The status to poll"),
+            ("Retry-After" = u64, description = "Seconds before polling"),
+        )),
+        (status = 400, description = "Bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No persona", body = ErrorBody),
-        (status = 409, description = "The persona has not failed", body = ErrorBody),
+        (status = 404, description = "`no_persona`", body = ErrorBody),
+        (status = 409, description = "`not_failed`: only a failed persona can be retried; or `request_in_progress` for this key", body = ErrorBody),
     )
 )]
 pub async fn retry_persona(
@@ -318,14 +343,19 @@ pub async fn retry_persona(
     tag = "personas",
     security(("bearer" = [])),
     request_body = CardRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
-        (status = 202, description = "Rendering; poll the status", body = PersonaStatus),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 202, description = "Rendering: the job's status", body = PersonaStatus, headers(
+            ("Location" = String, description = "The status to poll"),
+            ("Retry-After" = u64, description = "Seconds before polling"),
+        )),
+        (status = 400, description = "Malformed body, unknown field, or bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No persona", body = ErrorBody),
-        (status = 409, description = "The persona is not ready", body = ErrorBody),
-        (status = 422, description = "Unknown theme", body = ErrorBody),
+        (status = 404, description = "`no_persona`", body = ErrorBody),
+        (status = 409, description = "`persona_not_ready`, or `request_in_progress` for this key", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_fields` (an unknown theme), or `idempotency_key_reused` with another theme", body = ErrorBody),
     )
 )]
 pub async fn render_card(
@@ -364,9 +394,11 @@ pub async fn render_card(
     request_body = PersonaPatch,
     responses(
         (status = 200, description = "Updated", body = PersonaView),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No ready persona", body = ErrorBody),
+        (status = 404, description = "`no_persona`: no ready persona", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
     )
 )]
 pub async fn update_persona(

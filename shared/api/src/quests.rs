@@ -6,13 +6,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::quests::{period_name, QuestState, CATALOG_VERSION};
 use quests::{Entry, QuestError};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{openapi::schema::Object, ToSchema};
 
 use crate::{
     auth::AuthUser,
     error::ErrorBody,
     extract::{ApiPath, ApiQuery},
     idempotency::{IdempotencyKey, Replayable},
+    openapi,
     surveys::PageQuery,
     ApiError, AppState, Problem,
 };
@@ -26,7 +27,7 @@ pub struct QuestView {
     pub title: &'static str,
     pub description: &'static str,
     /// `once`, `daily` (resets at 00:00 in the quest time zone) or `weekly` (Monday 00:00).
-    #[schema(example = "daily")]
+    #[schema(schema_with = period_schema)]
     pub period: &'static str,
     /// Events needed in the period.
     pub requirement: u32,
@@ -37,6 +38,11 @@ pub struct QuestView {
     pub reward: u32,
     /// When the current period ends; absent for `once` quests.
     pub resets_at: Option<DateTime<Utc>>,
+}
+
+fn period_schema() -> Object {
+    use domain::periods::Period::*;
+    openapi::names([Once, Daily, Weekly].map(period_name)).build()
 }
 
 /// `GET /v1/quests`.
@@ -89,12 +95,17 @@ pub struct LedgerEntry {
     /// Crystals added (positive) or spent (negative).
     pub amount: i32,
     /// `quest_reward` or `daily_check_in`.
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
     pub created_at: DateTime<Utc>,
     /// Set when `reason` is `quest_reward`.
     pub quest: Option<PaidQuest>,
     /// Set when `reason` is `daily_check_in`.
     pub check_in: Option<PaidCheckIn>,
+}
+
+fn reason_schema() -> Object {
+    openapi::names([quests::repo::QUEST_REWARD, quests::repo::DAILY_CHECK_IN]).build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -202,16 +213,16 @@ pub async fn board(
     tag = "quests",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The quest's slug"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+        ("id" = String, Path, description = "The quest's `id` on the board; another answers 404"),
+        IdempotencyKey,
     ),
     responses(
         (status = 200, description = "Paid", body = ClaimView),
-        (status = 400, description = "Malformed Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such quest", body = ErrorBody),
-        (status = 409, description = "`quest_not_completed` (`details: {progress, requirement}`), `already_claimed` in this period (`details: {resets_at}`), or the same key in progress", body = ErrorBody),
-        (status = 422, description = "The key was used to claim another quest", body = ErrorBody),
+        (status = 409, description = "`quest_not_completed` (`details: {progress, requirement}`), `already_claimed` in this period (`details: {resets_at}`), or `request_in_progress` for this key", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused` to claim another quest", body = ErrorBody),
     )
 )]
 pub async fn claim(
@@ -239,12 +250,12 @@ pub async fn claim(
     path = "/v1/rewards/daily",
     tag = "quests",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
         (status = 200, description = "Checked in", body = CheckInView),
-        (status = 400, description = "Malformed Idempotency-Key", body = ErrorBody),
+        (status = 400, description = "Bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 409, description = "`already_checked_in` today (`details: {next_check_in_at}`), or the same key in progress", body = ErrorBody),
+        (status = 409, description = "`already_checked_in` today (`details: {next_check_in_at}`), or `request_in_progress` for this key", body = ErrorBody),
     )
 )]
 pub async fn check_in(
@@ -273,7 +284,7 @@ pub async fn check_in(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of ledger entries", body = LedgerPage),
-        (status = 400, description = "Bad cursor or limit", body = ErrorBody),
+        (status = 400, description = "`invalid_cursor`, `invalid_limit` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]

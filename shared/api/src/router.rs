@@ -70,7 +70,14 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes(Deployment::Lambda).split_for_parts().1
+    split(routes(Deployment::Lambda)).1
+}
+
+/// The router and its finished document.
+fn split(routes: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut document) = routes.split_for_parts();
+    openapi::complete(&mut document);
+    (routes, document)
 }
 
 /// The application as deployed: what the HTTP Lambda serves.
@@ -91,7 +98,7 @@ pub fn local_router(
 }
 
 fn build(state: AppState, deployment: Deployment) -> Router {
-    let (routes, document) = routes(deployment).split_for_parts();
+    let (routes, document) = split(routes(deployment));
     let document = document
         .to_json()
         .expect("the OpenAPI document always serializes");

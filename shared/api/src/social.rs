@@ -17,7 +17,13 @@ use domain::{
 };
 use serde::{Deserialize, Serialize};
 use social::{CardImage, PublicPersona, SocialError};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    openapi::{
+        schema::{ObjectBuilder, Schema, Type},
+        RefOr,
+    },
+    IntoParams, PartialSchema, ToSchema,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -72,6 +78,20 @@ pub struct ShareView {
     pub share_url: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// A PNG image as a response body: its bytes, not JSON (OpenAPI 3.1 "working with binary data").
+struct Png;
+
+impl PartialSchema for Png {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("image/png")
+            .into()
+    }
+}
+
+impl ToSchema for Png {}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -178,7 +198,8 @@ pub async fn share_page(
     tag = "social",
     params(("id" = Uuid, Path, description = "Any version id of the persona")),
     responses(
-        (status = 200, description = "The PNG (`Cache-Control: public, max-age=300`)", body = Vec<u8>, content_type = "image/png"),
+        (status = 200, description = "The PNG (`Cache-Control: public, max-age=300`)", body = inline(Png), content_type = "image/png",
+            headers(("ETag" = String, description = "Send as `If-None-Match` to get 304 while the card is unchanged"))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
         (status = 404, description = "Unknown, or not public", body = ErrorBody),
     )
@@ -216,16 +237,18 @@ pub async fn share_card(
     tag = "social",
     security(("bearer" = [])),
     request_body = ShareRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "Recorded", body = ShareView),
-        (status = 400, description = "Malformed body or unknown channel", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown field or channel, or bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No persona with a card yet", body = ErrorBody),
-        (status = 409, description = "`persona_not_public`, or the same key in progress", body = ErrorBody),
+        (status = 404, description = "`no_persona`: no persona with a card yet", body = ErrorBody),
+        (status = 409, description = "`persona_not_public`, or `request_in_progress` for this key", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "The key was used with another body", body = ErrorBody),
-        (status = 429, description = "More than 30 shares a minute", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused` with another channel", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 30 shares a minute", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn record_share(
@@ -261,10 +284,10 @@ pub async fn record_share(
     params(CompatibilityQuery),
     responses(
         (status = 200, description = "Score 0–100, label, per-stat breakdown and reasons", body = Compatibility),
-        (status = 400, description = "Missing or malformed `persona_id`", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: missing or malformed `persona_id`, or an unknown parameter", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "Unknown, or not public", body = ErrorBody),
-        (status = 409, description = "Your own persona is not ready", body = ErrorBody),
+        (status = 409, description = "`persona_not_ready`: your own persona is not ready", body = ErrorBody),
         (status = 422, description = "`own_persona`: the id is one of your own persona's versions", body = ErrorBody),
     )
 )]

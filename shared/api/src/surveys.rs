@@ -8,10 +8,19 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Utc};
-use domain::surveys::{question_bank, Question};
+use domain::{
+    surveys::{question_bank, Question, CURRENT_VERSION, MAX_TITLE_CHARS},
+    text::patterns,
+};
 use serde::{Deserialize, Serialize};
 use surveys::{Survey, SurveyError};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    openapi::{
+        path::{Parameter, ParameterIn},
+        schema::{Object, Schema, SchemaType, Type},
+    },
+    IntoParams, ToSchema,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -21,14 +30,24 @@ use crate::{
     extract::{ApiPath, ApiQuery},
     idempotency::{IdempotencyKey, Replayable},
     json::ApiJson,
-    request_context, ApiError, AppState, Problem,
+    openapi, request_context, ApiError, AppState, Problem,
 };
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSurvey {
-    /// At most 80 characters; a default title when absent.
+    #[schema(schema_with = title_schema)]
     pub title: Option<String>,
+}
+
+fn title_schema() -> Object {
+    openapi::text(MAX_TITLE_CHARS, patterns::clean(false, false))
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "At most 80 characters, on one line, without control, bidi or zero-width \
+             characters (else 422 `invalid_fields`); absent, null or blank: a default title.",
+        ))
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,12 +56,17 @@ pub struct SurveyView {
     pub title: String,
     /// The link friends open.
     pub share_url: String,
-    /// `collecting`, `closed` or `expired`.
+    #[schema(schema_with = survey_status_schema)]
     pub status: &'static str,
     pub question_count: usize,
     pub response_count: i32,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+fn survey_status_schema() -> Object {
+    use domain::surveys::SurveyStatus::*;
+    openapi::names([Collecting, Closed, Expired].map(|status| status.as_str())).build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,9 +80,12 @@ pub struct SurveyPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// From the previous page's `next_cursor`.
+    /// Where the page starts: the previous page's `next_cursor`, exactly as given (opaque);
+    /// absent for the first page. Any other value answers 400 `invalid_cursor`.
+    #[param(format = "cursor")]
     pub cursor: Option<String>,
-    /// 1 to 100 (default 20).
+    /// How many items (default 20); outside 1 to 100, 400 `invalid_limit`.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -93,9 +120,16 @@ pub struct Progress {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitResponse {
-    /// Question id → integer (scale), option id (choice) or string (text).
-    #[schema(value_type = Object)]
+    /// Question id → integer (scale), option id (choice) or string (text), checked against the
+    /// survey's question bank (`question_bank_version` of its public view); 422
+    /// `invalid_answers` names each bad one.
+    #[schema(schema_with = answers_schema)]
     pub answers: serde_json::Map<String, serde_json::Value>,
+}
+
+fn answers_schema() -> Schema {
+    let banks: Vec<_> = (1..=CURRENT_VERSION).filter_map(question_bank).collect();
+    domain::surveys::answers_schema(&banks)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,6 +201,18 @@ fn view(state: &AppState, survey: &Survey, now: DateTime<Utc>) -> SurveyView {
 /// and never stored.
 pub struct Fingerprint(pub Option<String>);
 
+impl IntoParams for Fingerprint {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![openapi::optional_header(
+            "x-fingerprint",
+            256,
+            "^[!-~]([ -~]*[!-~])?$",
+            "A browser fingerprint for duplicate detection (hashed with the address, never \
+             stored): 1 to 256 visible ASCII characters, else 400 `invalid_fingerprint`.",
+        )]
+    }
+}
+
 impl<S: Sync> FromRequestParts<S> for Fingerprint {
     type Rejection = ApiError;
 
@@ -195,15 +241,18 @@ impl<S: Sync> FromRequestParts<S> for Fingerprint {
     tag = "surveys",
     security(("bearer" = [])),
     request_body = CreateSurvey,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(IdempotencyKey),
     responses(
-        (status = 201, description = "Created; `Location` is its progress", body = SurveyView),
-        (status = 400, description = "Malformed body or key", body = ErrorBody),
+        (status = 201, description = "Created", body = SurveyView,
+            headers(("Location" = String, description = "The survey's progress"))),
+        (status = 400, description = "Malformed body, unknown field, or bad `Idempotency-Key`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 409, description = "A survey is already collecting, or the same key is in progress", body = ErrorBody),
+        (status = 409, description = "`survey_already_collecting` (`details.survey_id`: close it first), or `request_in_progress` for this key", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid title, or the key was used with another body", body = ErrorBody),
-        (status = 429, description = "More than 5 surveys an hour", body = ErrorBody),
+        (status = 422, description = "`invalid_fields` (the title), or `idempotency_key_reused` with another body", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 5 surveys an hour", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn create(
@@ -233,7 +282,7 @@ pub async fn create(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of surveys", body = SurveyPage),
-        (status = 400, description = "Bad cursor or limit", body = ErrorBody),
+        (status = 400, description = "`invalid_cursor`, `invalid_limit` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
@@ -262,7 +311,7 @@ pub async fn mine(
     responses(
         (status = 200, description = "Title, the owner's first name, the questions", body = PublicSurvey),
         (status = 404, description = "No such survey", body = ErrorBody),
-        (status = 410, description = "Closed or expired", body = ErrorBody),
+        (status = 410, description = "`survey_closed` or `survey_expired`", body = ErrorBody),
     )
 )]
 pub async fn public(
@@ -336,22 +385,22 @@ pub async fn close(
     post,
     path = "/v1/surveys/{id}/responses",
     tag = "surveys",
+    // Anonymous; a signed-in caller is recognized (an owner cannot answer their own survey).
+    security((), ("bearer" = [])),
     request_body = SubmitResponse,
-    params(
-        ("id" = Uuid, Path),
-        ("x-fingerprint" = Option<String>, Header, description = "Browser fingerprint for duplicate detection (hashed, never stored)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
-    ),
+    params(("id" = Uuid, Path), Fingerprint, IdempotencyKey),
     responses(
         (status = 201, description = "Stored", body = ResponseAccepted),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 403, description = "The owner cannot answer their own survey", body = ErrorBody),
+        (status = 400, description = "Malformed body, unknown field, bad `x-fingerprint` or bad `Idempotency-Key`", body = ErrorBody),
+        (status = 403, description = "`own_survey`: a signed-in owner cannot answer their own survey", body = ErrorBody),
         (status = 404, description = "No such survey", body = ErrorBody),
-        (status = 409, description = "Already answered from this device in the last 24 h, or the same key is in progress", body = ErrorBody),
-        (status = 410, description = "Closed or expired", body = ErrorBody),
+        (status = 409, description = "`already_answered` from this address and fingerprint in the last 24 h, or `request_in_progress` for this key", body = ErrorBody),
+        (status = 410, description = "`survey_closed` or `survey_expired`", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid answers; `details.fields` names each", body = ErrorBody),
-        (status = 429, description = "More than 5 answers a minute from this address", body = ErrorBody),
+        (status = 422, description = "`invalid_answers` (`details.fields` names each), or `idempotency_key_reused` with other answers", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 5 answers a minute to this survey from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn submit(

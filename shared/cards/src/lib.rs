@@ -34,6 +34,15 @@ impl Size {
         self as usize
     }
 
+    /// The size's name in stored card rows and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Size::Square => "square",
+            Size::Story => "story",
+            Size::Link => "link",
+        }
+    }
+
     pub fn dimensions(self) -> (u32, u32) {
         match self {
             Size::Square => (1080, 1080),

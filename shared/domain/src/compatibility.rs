@@ -169,9 +169,12 @@ pub struct Side {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StatBreakdown {
     pub stat: Stat,
+    #[schema(maximum = 100)]
     pub mine: u8,
+    #[schema(maximum = 100)]
     pub theirs: u8,
     /// `|mine − theirs|`.
+    #[schema(maximum = 100)]
     pub gap: u8,
     /// Points lost per point of gap (the mean of both archetypes' weights).
     pub weight: f64,
@@ -185,6 +188,7 @@ pub struct AffinityBreakdown {
     pub mine: Archetype,
     pub theirs: Archetype,
     /// Added to the score (−15 to +15).
+    #[schema(minimum = -15, maximum = 15)]
     pub points: i32,
 }
 
@@ -199,6 +203,7 @@ pub struct Breakdown {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Compatibility {
     /// 0–100.
+    #[schema(maximum = 100)]
     pub score: u8,
     pub label: Label,
     pub breakdown: Breakdown,

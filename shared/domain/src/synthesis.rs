@@ -15,9 +15,13 @@ use crate::{
 /// The four stats, 0–100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
+    #[schema(maximum = 100)]
     pub charisma: u8,
+    #[schema(maximum = 100)]
     pub intellect: u8,
+    #[schema(maximum = 100)]
     pub kindness: u8,
+    #[schema(maximum = 100)]
     pub energy: u8,
 }
 

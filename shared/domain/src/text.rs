@@ -32,6 +32,36 @@ pub fn cleaned(text: &str) -> String {
         .collect()
 }
 
+/// The rules above as JSON Schema `pattern`s (ECMA-262 regular expressions, `\uXXXX` escapes
+/// that Python's and Rust's engines read alike), so the OpenAPI document states exactly the text
+/// the API accepts. A test checks every character against [`is_clean`] and `str::trim`.
+pub mod patterns {
+    /// `char::is_control` (Unicode `Cc`) without the newline.
+    const CONTROLS_BUT_NEWLINE: &str = r"\u0000-\u0009\u000B-\u001F\u007F-\u009F";
+    /// [`super::is_hidden_control`].
+    const HIDDEN: &str = r"\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF";
+    /// `char::is_whitespace` (Unicode `White_Space`): what `str::trim` removes.
+    const WHITESPACE: &str =
+        r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+    /// Text [`super::is_clean`] accepts (newlines only where `multiline`); where `required`, also
+    /// not blank once trimmed.
+    pub fn clean(multiline: bool, required: bool) -> String {
+        let newline = if multiline { "" } else { r"\u000A" };
+        let refused = format!("{newline}{CONTROLS_BUT_NEWLINE}{HIDDEN}");
+        if required {
+            format!("^[^{refused}]*[^{refused}{WHITESPACE}][^{refused}]*$")
+        } else {
+            format!("^[^{refused}]*$")
+        }
+    }
+
+    /// Text that is not blank once trimmed (it holds a character `str::trim` keeps).
+    pub fn not_blank() -> String {
+        format!("[^{WHITESPACE}]")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +81,26 @@ mod tests {
         assert!(is_clean("two\nlines", true));
         assert!(!is_clean("two\nlines", false));
         assert_eq!(cleaned("Mi\u{202E}ra\u{200B}"), "Mira");
+    }
+
+    #[test]
+    fn the_patterns_agree_with_the_rules_on_every_character() {
+        let compile = |pattern: String| regex::Regex::new(&pattern).unwrap();
+        let line = compile(patterns::clean(false, false));
+        let multiline = compile(patterns::clean(true, false));
+        let required = compile(patterns::clean(true, true));
+        let not_blank = compile(patterns::not_blank());
+        // Every rule's character lies in the Basic Multilingual Plane; a few others stand for
+        // the rest.
+        let others = ['\u{1F600}', '\u{E0001}', '\u{10FFFF}'];
+        for c in (0..=0xFFFF).filter_map(char::from_u32).chain(others) {
+            let text = c.to_string();
+            assert_eq!(line.is_match(&text), is_clean(&text, false), "{c:?}");
+            assert_eq!(multiline.is_match(&text), is_clean(&text, true), "{c:?}");
+            assert_eq!(not_blank.is_match(&text), !text.trim().is_empty(), "{c:?}");
+            let padded = format!(" {c}\n");
+            let accepted = is_clean(padded.trim(), true) && !padded.trim().is_empty();
+            assert_eq!(required.is_match(&padded), accepted, "{c:?}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
 use aws_sdk_s3::primitives::ByteStream;
-use cards::{Card, CardData, Size, Theme};
+use cards::{Card, CardData, Theme};
 use domain::personas::{PersonaState, RenderJob};
 use personas::{rows, Personas, StoredCard};
 use platform::{
@@ -190,18 +190,10 @@ impl RenderWorker {
             .await
             .context("uploading a card")?;
         Ok(StoredCard {
-            size: size_name(card.size).to_owned(),
+            size: card.size.name().to_owned(),
             key,
             width: card.width,
             height: card.height,
         })
-    }
-}
-
-pub fn size_name(size: Size) -> &'static str {
-    match size {
-        Size::Square => "square",
-        Size::Story => "story",
-        Size::Link => "link",
     }
 }

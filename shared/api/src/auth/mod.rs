@@ -12,7 +12,10 @@ pub mod tokens;
 use aws_lc_rs::digest;
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{
+    openapi::schema::{Object, ObjectBuilder, Type},
+    ToSchema,
+};
 
 pub use extractor::AuthUser;
 use google::GoogleError;
@@ -21,7 +24,8 @@ use sessions::{Profile, RefreshError, TokenResponse};
 use platform::rate_limit;
 
 use crate::{
-    client_address::AddressHash, error::ErrorBody, json::ApiJson, ApiError, AppState, Problem,
+    client_address::AddressHash, error::ErrorBody, json::ApiJson, openapi, ApiError, AppState,
+    Problem,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,8 +45,32 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct DevSignIn {
     /// Identifies the local user; only its hash is kept.
+    #[schema(schema_with = email_schema)]
     pub email: String,
+    #[schema(schema_with = name_schema)]
     pub name: String,
+}
+
+fn email_schema() -> Object {
+    // ASCII, so the server's byte count is this character count.
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(3))
+        .max_length(Some(254))
+        .pattern(Some("^[!-~]*@[!-~]*$"))
+        .description(Some(
+            "An address with an `@`, 3 to 254 characters (else 422).",
+        ))
+        .build()
+}
+
+fn name_schema() -> Object {
+    openapi::text(50, domain::text::patterns::clean(false, true))
+        .description(Some(
+            "1 to 50 characters once trimmed, on one line, without control, bidi or zero-width \
+             characters (else 422); its first word is the name friends see.",
+        ))
+        .build()
 }
 
 /// Signs in with a Google ID token; creates the user on first sign-in.
@@ -53,12 +81,13 @@ pub struct DevSignIn {
     request_body = GoogleSignIn,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "The ID token is not valid for this app", body = ErrorBody),
+        (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
+        (status = 401, description = "`invalid_id_token`: not valid for this app", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 429, description = "More than 10 auth requests a minute from this address", body = ErrorBody),
-        (status = 503, description = "Google's keys could not be fetched", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 10 auth requests a minute from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`identity_provider_unavailable`: Google's keys could not be fetched", body = ErrorBody),
     )
 )]
 pub async fn google_sign_in(
@@ -105,10 +134,12 @@ pub async fn google_sign_in(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token (reuse revokes the session)", body = ErrorBody),
+        (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (which revokes the session)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 10 auth requests a minute from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn refresh(
@@ -146,9 +177,11 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "The session is ended"),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 10 auth requests a minute from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn logout(
@@ -187,9 +220,12 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Pr
     request_body = DevSignIn,
     responses(
         (status = 200, description = "Signed in as a local user", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 422, description = "Invalid email or name", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_fields`: the email or name", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than 10 auth requests a minute from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn dev_sign_in(

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
 
 use super::question_bank::{QuestionBank, QuestionKind};
 
@@ -46,7 +49,13 @@ pub fn validate_answers(
             continue;
         };
         let outcome = match &question.kind {
-            QuestionKind::Scale { min, max, .. } => match value.as_u64() {
+            // JSON Schema counts `4.0` as an integer, so it is one here too.
+            QuestionKind::Scale { min, max, .. } => match value.as_u64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0)
+                    .map(|n| n as u64)
+            }) {
                 Some(n) if (u64::from(*min)..=u64::from(*max)).contains(&n) => {
                     Ok(AnswerValue::Scale(n as u8))
                 }
@@ -87,6 +96,62 @@ pub fn validate_answers(
     }
 }
 
+/// What [`validate_answers`] accepts, as a JSON Schema for the OpenAPI document: one property
+/// per question (scale: an integer in its range, choice: one of its option ids, text: at most its
+/// length, no hidden characters, not blank if required), the required ones required, no others;
+/// an optional question may be `null`. Several bank versions: any of them (a survey is checked
+/// against its own).
+pub fn answers_schema(banks: &[QuestionBank]) -> Schema {
+    match banks {
+        [only] => bank_schema(only).into(),
+        _ => banks
+            .iter()
+            .fold(AnyOfBuilder::new(), |any, bank| any.item(bank_schema(bank)))
+            .into(),
+    }
+}
+
+fn bank_schema(bank: &QuestionBank) -> Object {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!(
+            "Answers to the questions of question bank version {}, by question id.",
+            bank.version
+        )))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    for question in &bank.questions {
+        let nullable = |kind: Type| -> SchemaType {
+            if question.required {
+                kind.into()
+            } else {
+                SchemaType::from_iter([kind, Type::Null])
+            }
+        };
+        let answer = match &question.kind {
+            QuestionKind::Scale { min, max, .. } => ObjectBuilder::new()
+                .schema_type(nullable(Type::Integer))
+                .minimum(Some(*min))
+                .maximum(Some(*max)),
+            QuestionKind::Choice { options } => {
+                let ids = options.iter().map(|option| Some(option.id));
+                let ids = ids.chain((!question.required).then_some(None));
+                ObjectBuilder::new()
+                    .schema_type(nullable(Type::String))
+                    .enum_values(Some(ids))
+            }
+            QuestionKind::Text { max_length } => ObjectBuilder::new()
+                .schema_type(nullable(Type::String))
+                .max_length(Some(*max_length))
+                .pattern(Some(crate::text::patterns::clean(true, question.required))),
+        };
+        object = object.property(question.id, answer.description(Some(question.prompt)));
+        if question.required {
+            object = object.required(question.id);
+        }
+    }
+    object.build()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
@@ -116,6 +181,43 @@ mod tests {
             AnswerValue::Text("warm_open".into())
         );
         assert!(!answers.contains_key("best_memory"));
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_a_scale_answer() {
+        let mut answers = complete();
+        answers["charisma_room"] = json!(4.0);
+        assert_eq!(
+            check(answers).unwrap()["charisma_room"],
+            AnswerValue::Scale(4)
+        );
+    }
+
+    #[test]
+    fn the_schema_names_every_question_and_requires_the_required_ones() {
+        let bank = question_bank(1).unwrap();
+        let schema = serde_json::to_value(answers_schema(std::slice::from_ref(&bank))).unwrap();
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["properties"].as_object().unwrap().len(),
+            bank.questions.len()
+        );
+        assert_eq!(schema["properties"]["charisma_room"]["maximum"], 5);
+        assert_eq!(
+            schema["properties"]["first_impression"]["enum"][0],
+            "cold_then_warm"
+        );
+        assert_eq!(
+            schema["properties"]["best_memory"]["type"],
+            json!(["string", "null"])
+        );
+        let required: Vec<&str> = bank
+            .questions
+            .iter()
+            .filter(|q| q.required)
+            .map(|q| q.id)
+            .collect();
+        assert_eq!(schema["required"], json!(required));
     }
 
     #[test]

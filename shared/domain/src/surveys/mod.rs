@@ -3,7 +3,7 @@
 mod answers;
 mod question_bank;
 
-pub use answers::{validate_answers, AnswerValue, Answers, InvalidAnswers};
+pub use answers::{answers_schema, validate_answers, AnswerValue, Answers, InvalidAnswers};
 pub use question_bank::{
     question_bank, Question, QuestionBank, QuestionKind, Stat, CURRENT_VERSION,
 };
