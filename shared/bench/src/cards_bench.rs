@@ -199,7 +199,9 @@ fn compare(size: &str, node: Option<&Path>, scratch: &Path) -> anyhow::Result<Co
     let renderer = Renderer::new();
     let data = sample();
     let card_size = size_of(size)?;
-    let mut server = node.map(|folder| NodeServer::start(folder, size)).transpose()?;
+    let mut server = node
+        .map(|folder| NodeServer::start(folder, size))
+        .transpose()?;
     let mut rust = Side::default();
     let mut node_side = server.as_ref().map(|_| Side::default());
     let mut warm_ratios = Vec::new();
