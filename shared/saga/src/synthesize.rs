@@ -255,7 +255,7 @@ impl SynthesizeWorker {
                     .await;
             }
         };
-        self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
+        self.faults.at(FaultPoint::AfterLlmBeforeCommit, id)?;
 
         let Some((moved, outbox_id)) = self
             .commit(row, &brief, &written, request_id)
@@ -272,7 +272,7 @@ impl SynthesizeWorker {
             _ => "llm",
         };
         platform::metrics::counter!("personas_synthesized", "by" => by).increment(1);
-        self.faults.at(FaultPoint::AfterSynthesisCommit)?;
+        self.faults.at(FaultPoint::AfterSynthesisCommit, id)?;
         personas.publisher.publish(&personas.db, &[outbox_id]).await;
         personas.write_final_status(&moved).await
     }
