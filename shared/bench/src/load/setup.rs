@@ -145,11 +145,11 @@ async fn seed_personas(database_url: &str) -> anyhow::Result<()> {
             "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count,
                  name, archetype, traits, greeting, system_prompt, charisma, intellect, kindness, energy,
                  synthesized_by, cards)
-             SELECT p.id, s.owner_id, s.id, 1, 'ready', 4, 3, $1, $2, $3, $4, $5, 50, 50, 50, 50,
+             SELECT p.id, p.owner_id, p.survey_id, 1, 'ready', 4, 3, $1, $2, $3, $4, $5, 50, 50, 50, 50,
                     'rule_based',
                     jsonb_build_array(jsonb_build_object('size', 'square', 'width', 1080, 'height', 1080,
                                                          'key', 'cards/' || p.id || '/seed.png'))
-             FROM surveys s CROSS JOIN LATERAL (SELECT gen_random_uuid() AS id) p",
+             FROM (SELECT gen_random_uuid() AS id, owner_id, id AS survey_id FROM surveys) p",
             &[
                 &text.name,
                 &archetype.as_str().context("an archetype name")?,
