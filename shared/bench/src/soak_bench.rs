@@ -67,6 +67,10 @@ fn print(report: &SoakReport) {
         report.dead_letters.len(),
         report.duration.as_secs_f64()
     );
+    println!(
+        "\nCopies still in flight at the end (left to return after the visibility timeout): {}",
+        report.in_flight_at_end
+    );
     for (code, count) in &report.failed {
         println!("- failed `{code}`: {count}");
     }

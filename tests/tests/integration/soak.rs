@@ -10,6 +10,10 @@ async fn five_hundred_messages_delivered_one_to_three_times_with_crashes_leave_e
     let app = spawn_app().await;
 
     let report = app.soak(500).await;
+    eprintln!(
+        "soak: {:?} for {} deliveries",
+        report.duration, report.deliveries
+    );
 
     assert_eq!(report.personas, 250);
     assert_eq!(report.ready, 250, "{report:#?}");
