@@ -266,7 +266,7 @@ pub struct Owner {
 pub fn answers(friend: u32) -> Value {
     let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
         .expect("the current question bank");
-    domain::surveys::sample_answers(&bank, friend)
+    domain::surveys::sample_answers(bank, friend)
 }
 
 /// The fixture answers with `words` as the three words.
@@ -748,7 +748,7 @@ impl TestApp {
         let owner_id: uuid::Uuid = owner.id.parse().expect("a user id");
         let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
             .expect("the current question bank");
-        let mut brief = domain::synthesis::aggregate(&bank, "Mira", &[]);
+        let mut brief = domain::synthesis::aggregate(bank, "Mira", &[]);
         brief.leading_archetype = archetype;
         let text = domain::synthesis::rule_based(&brief);
         let (survey, persona) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());

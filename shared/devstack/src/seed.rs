@@ -37,7 +37,7 @@ pub async fn queued_personas(
         .iter()
         .map(|submitted| {
             let object = submitted.as_object().context("answers are an object")?;
-            let answers = domain::surveys::validate_answers(&bank, object)
+            let answers = domain::surveys::validate_answers(bank, object)
                 .map_err(|invalid| anyhow::anyhow!("invalid answers: {:?}", invalid.fields))?;
             Ok(serde_json::to_vec(&answers)?)
         })

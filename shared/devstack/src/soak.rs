@@ -275,7 +275,7 @@ pub async fn run(
         let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
             .context("the current question bank")?;
         (0..3)
-            .map(|friend| domain::surveys::sample_answers(&bank, friend))
+            .map(|friend| domain::surveys::sample_answers(bank, friend))
             .collect()
     };
     let seeded =
@@ -328,7 +328,7 @@ pub async fn run(
     };
     let deadline = started + options.timeout;
     let mut last_poll = Instant::now();
-    let mut in_flight = 0;
+    let mut in_flight;
     loop {
         copies.step(&db, &aws.sqs, &render_url, &mut random).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;

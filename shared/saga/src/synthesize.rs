@@ -373,7 +373,7 @@ impl SynthesizeWorker {
                     .map_err(|_| BriefError::Unreadable("answer_unreadable"))?,
             );
         }
-        Ok(aggregate(&bank, survey.get::<_, &str>(1), &responses))
+        Ok(aggregate(bank, survey.get::<_, &str>(1), &responses))
     }
 }
 

@@ -221,7 +221,7 @@ impl Surveys {
             return Err(SurveyError::OwnSurvey);
         }
         let bank = bank_of(&survey)?;
-        let answers = validate_answers(&bank, submitted)
+        let answers = validate_answers(bank, submitted)
             .map_err(|invalid| SurveyError::InvalidAnswers(invalid.fields))?;
         Ok(Submission {
             survey_id,

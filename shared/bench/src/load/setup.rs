@@ -112,7 +112,7 @@ pub async fn prepare(address: SocketAddr, database_url: &str) -> anyhow::Result<
     let answers = (0..16)
         .map(|friend| {
             Bytes::from(
-                json!({"answers": domain::surveys::sample_answers(&bank, friend)}).to_string(),
+                json!({"answers": domain::surveys::sample_answers(bank, friend)}).to_string(),
             )
         })
         .collect();
@@ -134,7 +134,7 @@ async fn seed_personas(database_url: &str) -> anyhow::Result<()> {
     let driver = tokio::spawn(connection);
     let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
         .context("the current question bank")?;
-    let text = domain::synthesis::rule_based(&domain::synthesis::aggregate(&bank, "Mira", &[]));
+    let text = domain::synthesis::rule_based(&domain::synthesis::aggregate(bank, "Mira", &[]));
     client
         .execute("UPDATE surveys SET response_count = 3", &[])
         .await
