@@ -321,7 +321,7 @@ async fn measure_all(services: &stack_process::Services, timing: Timing) -> anyh
     eprintln!("load: setting up {USERS} users");
     let fixture = setup::prepare(stack.address, &services.database_url).await;
     stack.stop();
-    let fixture = Arc::new(fixture?);
+    let fixture = fixture?;
 
     // Round trips first, while the emulator is fresh: the closed loops on emulator-backed
     // routes leave it with a backlog that would time these out.
@@ -330,11 +330,18 @@ async fn measure_all(services: &stack_process::Services, timing: Timing) -> anyh
     let counted = services
         .spawn_stack(&services.database_url_via(proxy))
         .await?;
-    let round_trips = count_round_trips(&fixture, counted.address, &counters).await;
+    let round_trips = count_round_trips(
+        &Arc::new(fixture.at(counted.address)),
+        counted.address,
+        &counters,
+    )
+    .await;
     counted.stop();
     let round_trips = round_trips?;
 
     let stack = services.spawn_stack(&services.database_url).await?;
+    // The load goes to this stack (the fixture was made on the first one).
+    let fixture = Arc::new(fixture.at(stack.address));
     let outcome = async {
         let processes = Processes {
             stack: stack.pid(),

@@ -17,6 +17,7 @@ use super::{
 };
 
 /// One signed-in user.
+#[derive(Clone)]
 pub struct User {
     /// `Bearer <access token>`.
     pub authorization: String,
@@ -32,6 +33,20 @@ pub struct Fixture {
     pub answers: Vec<Bytes>,
     /// Keeps fingerprints unique across runs against one stack.
     pub run_id: u32,
+}
+
+impl Fixture {
+    /// The same users, pointed at the stack listening on `address` (stacks share the database
+    /// and keys, so tokens stay valid).
+    pub fn at(&self, address: SocketAddr) -> Fixture {
+        Fixture {
+            address,
+            host: address.to_string(),
+            users: self.users.clone(),
+            answers: self.answers.clone(),
+            run_id: self.run_id,
+        }
+    }
 }
 
 /// Sends a JSON request from `local` and parses the JSON answer; fails on any status but
