@@ -266,7 +266,7 @@ pub struct Owner {
 pub fn answers(friend: u32) -> Value {
     let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
         .expect("the current question bank");
-    domain::surveys::sample_answers(&bank, friend)
+    domain::surveys::sample_answers(bank, friend)
 }
 
 /// The fixture answers with `words` as the three words.
@@ -503,76 +503,21 @@ impl TestApp {
         n: usize,
         submitted: &[Value],
     ) -> Vec<uuid::Uuid> {
-        use uuid::Uuid;
-        let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
-            .expect("the current question bank");
-        let count = i32::try_from(submitted.len()).expect("a count");
-        let mut client = self.state.db.get().await.expect("a connection");
-        let mut outbox = Vec::new();
-        let mut personas = Vec::new();
-        for i in 0..n {
-            let (user, survey, persona) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-            let tx = client.transaction().await.expect("a transaction");
-            tx.execute(
-                "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Mira')",
-                &[&user, &format!("seed:{i}:{user}")],
-            )
-            .await
-            .expect("seeding a user");
-            tx.execute(
-                "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, response_count, created_at, expires_at)
-                 VALUES ($1, $2, 't', 1, 'collecting', $3, now(), now() + interval '30 days')",
-                &[&survey, &user, &count],
-            )
-            .await
-            .expect("seeding a survey");
-            for submitted in submitted {
-                let response = Uuid::new_v4();
-                let answers = domain::surveys::validate_answers(
-                    &bank,
-                    submitted.as_object().expect("an object"),
-                )
-                .expect("the fixture is valid");
-                let plaintext = serde_json::to_vec(&answers).expect("answers serialize");
-                let sealed = self
-                    .state
-                    .surveys
-                    .cipher
-                    .seal(survey, response, &plaintext)
-                    .expect("sealing");
-                tx.execute(
-                    "INSERT INTO survey_responses (id, survey_id, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
-                    &[&response, &survey, &sealed.key_id, &sealed.nonce, &sealed.ciphertext],
-                )
-                .await
-                .expect("seeding an answer");
-            }
-            tx.execute(
-                "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
-                 VALUES ($1, $2, $3, 1, 'queued', 1, $4)",
-                &[&persona, &user, &survey, &count],
-            )
-            .await
-            .expect("seeding a persona job");
-            let job = domain::personas::SynthesizeJob {
-                persona_id: persona,
-                generation: Some(1),
-            };
-            outbox.push(
-                platform::outbox::enqueue(&tx, platform::outbox::Queue::Synthesize, &job, None)
-                    .await
-                    .expect("queuing synthesis"),
-            );
-            tx.commit().await.expect("committing the seed");
-            personas.push(persona);
-        }
-        drop(client);
+        let seeded = devstack::seed::queued_personas(
+            &self.state.db,
+            &self.state.surveys.cipher,
+            submitted,
+            n,
+        )
+        .await
+        .expect("seeding queued personas");
+        let outbox: Vec<uuid::Uuid> = seeded.iter().map(|s| s.outbox_id).collect();
         self.state
             .personas
             .publisher
             .publish(&self.state.db, &outbox)
             .await;
-        personas
+        seeded.iter().map(|s| s.persona_id).collect()
     }
 
     /// `POST path` with a JSON `body`, signed out.
@@ -705,6 +650,26 @@ impl TestApp {
             .expect("the template configures the chat memory function")
     }
 
+    /// Journey: the saga soak (`devstack::soak`) over this app's queues: `messages` distinct
+    /// saga messages, each delivered one to three times, shuffled, with crashes injected at every
+    /// boundary; returns the census.
+    pub async fn soak(&self, messages: usize) -> devstack::soak::SoakReport {
+        devstack::soak::run(
+            &self.template,
+            &self.resources,
+            &self.aws,
+            self.saga(&[]).await,
+            self.chat_memory(&[]).await,
+            devstack::soak::SoakOptions {
+                messages,
+                seed: 14,
+                timeout: std::time::Duration::from_secs(240),
+            },
+        )
+        .await
+        .expect("running the soak")
+    }
+
     /// Starts the workers for `saga`, and the chat memory worker as this app is configured
     /// (see [`Workers`]).
     pub async fn start_workers(&self, saga: saga::Saga) -> Workers {
@@ -783,7 +748,7 @@ impl TestApp {
         let owner_id: uuid::Uuid = owner.id.parse().expect("a user id");
         let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
             .expect("the current question bank");
-        let mut brief = domain::synthesis::aggregate(&bank, "Mira", &[]);
+        let mut brief = domain::synthesis::aggregate(bank, "Mira", &[]);
         brief.leading_archetype = archetype;
         let text = domain::synthesis::rule_based(&brief);
         let (survey, persona) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
@@ -915,28 +880,9 @@ pub async fn peek_queue(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
 ) -> Vec<aws_sdk_sqs::types::Message> {
-    let mut seen = Vec::new();
-    let mut ids = std::collections::HashSet::new();
-    for _ in 0..5 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .message_attribute_names("All")
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("reading a queue")
-            .messages
-            .unwrap_or_default();
-        for message in messages {
-            if ids.insert(message.message_id.clone()) {
-                seen.push(message);
-            }
-        }
-    }
-    seen
+    devstack::poller::peek(sqs, queue_url)
+        .await
+        .expect("reading a queue")
 }
 
 /// Parses a Server-Sent Events body into (event name, JSON data) pairs.

@@ -2,7 +2,7 @@
 //! through `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
 //! document in one step, so the two cannot drift.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::{
     http::{header, HeaderValue},
@@ -131,9 +131,25 @@ pub(crate) fn names(names: impl IntoIterator<Item = &'static str>) -> ObjectBuil
         .enum_values(Some(names))
 }
 
-/// The serialized document, built once when the router is built.
+/// The document, serialized on its first request rather than at every cold start (the JSON
+/// is long and few clients ask for it).
 #[derive(Clone)]
-pub struct OpenApiJson(pub Arc<String>);
+pub struct OpenApiJson(Arc<(utoipa::openapi::OpenApi, OnceLock<String>)>);
+
+impl OpenApiJson {
+    pub fn new(document: utoipa::openapi::OpenApi) -> Self {
+        Self(Arc::new((document, OnceLock::new())))
+    }
+
+    fn json(&self) -> &str {
+        self.0 .1.get_or_init(|| {
+            self.0
+                 .0
+                .to_json()
+                .expect("the OpenAPI document always serializes")
+        })
+    }
+}
 
 /// This document.
 #[utoipa::path(
@@ -148,7 +164,7 @@ pub async fn serve(Extension(document): Extension<OpenApiJson>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        document.0.as_str().to_owned(),
+        document.json().to_owned(),
     )
         .into_response()
 }

@@ -1,7 +1,5 @@
 //! Builds the router every entry point serves: routes, fallback, and the middleware stack.
 
-use std::sync::Arc;
-
 use axum::{
     extract::DefaultBodyLimit,
     http::{header, HeaderName, HeaderValue, Method},
@@ -99,13 +97,10 @@ pub fn local_router(
 
 fn build(state: AppState, deployment: Deployment) -> Router {
     let (routes, document) = split(routes(deployment));
-    let document = document
-        .to_json()
-        .expect("the OpenAPI document always serializes");
     let config = state.config.clone();
     let mut routes = routes
         .with_state(state)
-        .layer(Extension(OpenApiJson(Arc::new(document))));
+        .layer(Extension(OpenApiJson::new(document)));
     // API Gateway's HTTP API buffers responses, so in Lambda the chat route answers JSON; the
     // chat stream function ([`chat_router`]) streams it there.
     if deployment == Deployment::Local {

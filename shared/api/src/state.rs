@@ -71,9 +71,12 @@ impl AppState {
             s3: aws.s3.clone(),
             bucket: config.cards_bucket.clone(),
         };
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
+        let http = || {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("the TLS client builds (it loads the system's root certificates)")
+        };
         Ok(Self {
             surveys: surveys::Surveys {
                 db: pool.clone(),

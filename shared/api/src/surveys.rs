@@ -324,7 +324,7 @@ pub async fn public(
         title: survey.title,
         owner_first_name: survey.owner_first_name,
         question_bank_version: bank.version,
-        questions: bank.questions,
+        questions: bank.questions.clone(),
         expires_at: survey.expires_at,
     }))
 }

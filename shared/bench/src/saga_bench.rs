@@ -22,7 +22,7 @@ fn client(last: u8) -> anyhow::Result<reqwest::Client> {
 fn answers(seed: usize) -> Value {
     let bank = domain::surveys::question_bank(domain::surveys::CURRENT_VERSION)
         .expect("the current question bank");
-    domain::surveys::sample_answers(&bank, seed as u32)
+    domain::surveys::sample_answers(bank, seed as u32)
 }
 
 /// One owner's journey: sign-in, survey, three answers, the saga to `ready`. Returns the

@@ -6,6 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use domain::archetypes::Archetype;
+use platform::db::Statements;
 use platform::{crypto::Sealed, cursor::Cursor};
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ pub async fn speaking_persona(
 ) -> anyhow::Result<Speaking> {
     // One round trip: a version with cards first, the newest first.
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT id, archetype, system_prompt, cards IS NOT NULL AND system_prompt IS NOT NULL
              FROM personas WHERE owner_id = $1
              ORDER BY (cards IS NOT NULL AND system_prompt IS NOT NULL) DESC, version DESC LIMIT 1",
@@ -95,7 +96,7 @@ pub async fn by_idempotency_key(
     key_hash: &[u8],
 ) -> anyhow::Result<Option<(StoredMessage, Option<StoredMessage>)>> {
     let Some(user) = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages
                  WHERE owner_id = $1 AND idempotency_key = $2"
@@ -109,7 +110,7 @@ pub async fn by_idempotency_key(
     };
     let user = message(&user);
     let reply = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE reply_to = $1"),
             &[&user.id],
         )
@@ -149,7 +150,7 @@ pub async fn insert_user_message(
         .context("starting a transaction")?;
     // The row lock serializes the owner's messages: the quota is exact.
     let counted = tx
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO chats (owner_id, day, messages_today) VALUES ($1, $2, 1)
              ON CONFLICT (owner_id) DO UPDATE SET
                  messages_today = CASE WHEN chats.day = EXCLUDED.day THEN chats.messages_today + 1 ELSE 1 END,
@@ -165,7 +166,7 @@ pub async fn insert_user_message(
         return Ok(Err(NotStored::Quota));
     }
     let inserted = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO chat_messages (id, owner_id, persona_id, role, idempotency_key, key_id, nonce, ciphertext, created_at)
              VALUES ($1, $2, $3, 'user', $4, $5, $6, $7, $8)",
             &[
@@ -201,7 +202,7 @@ pub async fn count_refusal(
     today: NaiveDate,
 ) -> anyhow::Result<()> {
     client
-        .execute(
+        .execute_cached(
             "INSERT INTO chats (owner_id, day, refusals) VALUES ($1, $2, 1)
              ON CONFLICT (owner_id) DO UPDATE SET refusals = chats.refusals + 1",
             &[&owner_id, &today],
@@ -214,7 +215,7 @@ pub async fn count_refusal(
 /// The owner's bond points (0 before the first exchange).
 pub async fn bond_points(client: &impl GenericClient, owner_id: Uuid) -> anyhow::Result<i32> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT bond_points FROM chats WHERE owner_id = $1",
             &[&owner_id],
         )
@@ -231,7 +232,7 @@ pub async fn history(
     limit: i64,
 ) -> anyhow::Result<Vec<StoredMessage>> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages
                  WHERE owner_id = $1 AND (created_at, id) < ($2, $3)
@@ -252,7 +253,7 @@ pub async fn recent_turns(
     limit: i64,
 ) -> anyhow::Result<Vec<StoredMessage>> {
     let mut rows = client
-        .query(
+        .query_cached(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages
                  WHERE owner_id = $1 AND exchange_no IS NOT NULL
@@ -274,7 +275,7 @@ pub async fn exchanges_between(
     upto: i32,
 ) -> anyhow::Result<Vec<StoredMessage>> {
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages
                  WHERE owner_id = $1 AND exchange_no > $2 AND exchange_no <= $3
@@ -318,7 +319,7 @@ pub async fn latest_note(
     below: Option<i32>,
 ) -> anyhow::Result<Option<StoredNote>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "SELECT {NOTE_COLUMNS} FROM chat_memories
                  WHERE owner_id = $1 AND version < $2 ORDER BY version DESC LIMIT 1"
@@ -337,7 +338,7 @@ pub async fn note_exists(
     version: i32,
 ) -> anyhow::Result<bool> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT 1 FROM chat_memories WHERE owner_id = $1 AND version = $2",
             &[&owner_id, &version],
         )
@@ -354,7 +355,7 @@ pub async fn insert_note(
     written_by: &str,
 ) -> anyhow::Result<bool> {
     let inserted = client
-        .execute(
+        .execute_cached(
             "INSERT INTO chat_memories (owner_id, version, id, covers_upto, written_by, key_id, nonce, ciphertext)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (owner_id, version) DO NOTHING",
             &[
@@ -379,7 +380,7 @@ pub async fn exchange_count(
     owner_id: Uuid,
 ) -> anyhow::Result<Option<i32>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT exchanges FROM chats WHERE owner_id = $1",
             &[&owner_id],
         )
@@ -418,14 +419,14 @@ pub async fn complete_exchange(
     today: NaiveDate,
 ) -> anyhow::Result<Completed> {
     let chat = tx
-        .query_one(
+        .query_one_cached(
             "SELECT bond_points, day, bond_today, exchanges FROM chats WHERE owner_id = $1 FOR UPDATE",
             &[&reply.owner_id],
         )
         .await
         .context("locking the chat")?;
     let replied = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT 1 FROM chat_messages WHERE reply_to = $1",
             &[&reply.reply_to],
         )
@@ -443,7 +444,7 @@ pub async fn complete_exchange(
         points += 1;
         earned_today += 1;
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE chats SET bond_points = $2, bond_today = $3, exchanges = $4,
              messages_today = CASE WHEN day = $5 THEN messages_today ELSE 0 END, day = $5
          WHERE owner_id = $1",
@@ -458,14 +459,14 @@ pub async fn complete_exchange(
     .await
     .context("updating the bond")?;
     if let Some(number) = exchange_no {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE chat_messages SET exchange_no = $2 WHERE id = $1",
             &[&reply.reply_to, &number],
         )
         .await
         .context("numbering the exchange")?;
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO chat_messages (id, owner_id, persona_id, role, source, reply_to, exchange_no, key_id, nonce, ciphertext, created_at)
          VALUES ($1, $2, $3, 'persona', $4, $5, $6, $7, $8, $9, $10)",
         &[

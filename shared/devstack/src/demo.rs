@@ -81,7 +81,7 @@ async fn drive(base: &str, folder: &PathBuf) -> anyhow::Result<()> {
     let friends = ["Jun", "Sora", "Hana"]
         .into_iter()
         .enumerate()
-        .map(|(friend, name)| (name, domain::surveys::sample_answers(&bank, friend as u32)));
+        .map(|(friend, name)| (name, domain::surveys::sample_answers(bank, friend as u32)));
     for (name, answers) in friends {
         http.post(format!("{base}/v1/surveys/{survey_id}/responses"))
             .header("x-fingerprint", format!("demo-device-{name}"))

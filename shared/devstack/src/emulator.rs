@@ -47,6 +47,11 @@ impl Emulator {
         })
     }
 
+    /// The emulator's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.pid
+    }
+
     pub fn stop(&self) {
         self.child.stop(libc::SIGTERM, Duration::from_secs(5));
     }

@@ -9,6 +9,8 @@ pub mod poller;
 pub mod postgres;
 pub mod provision;
 pub mod python;
+pub mod seed;
+pub mod soak;
 pub mod stack;
 pub mod template;
 

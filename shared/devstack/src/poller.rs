@@ -201,3 +201,29 @@ pub fn lambda_event(messages: &[Message], queue_arn: &str) -> anyhow::Result<Sqs
         .collect();
     Ok(serde_json::from_value(json!({ "Records": records }))?)
 }
+
+/// Every message waiting on `queue_url`, read without deleting (each is visible again at once),
+/// with its attributes: what ops would see in a dead-letter queue.
+pub async fn peek(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<Vec<Message>> {
+    let mut seen = Vec::new();
+    let mut ids = HashSet::new();
+    for _ in 0..5 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        for message in messages {
+            if ids.insert(message.message_id.clone()) {
+                seen.push(message);
+            }
+        }
+    }
+    Ok(seen)
+}

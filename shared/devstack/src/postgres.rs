@@ -145,6 +145,11 @@ impl TempPostgres {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The server's (postmaster's) process id; its backends are its children.
+    pub fn pid(&self) -> u32 {
+        self.child.pid
+    }
+
     pub fn stop(&self) {
         self.child.stop(libc::SIGINT, Duration::from_secs(10));
         let _ = std::fs::remove_dir_all(&self.dir);

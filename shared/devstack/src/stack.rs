@@ -334,6 +334,54 @@ impl RunningStack {
     }
 }
 
+/// `devstack` (and the load benchmark's stack process): the stack configured by the process
+/// environment (`PORT`, default 3000; `DEVSTACK_PREFIX`; every configuration variable), until
+/// SIGINT, SIGTERM or SIGHUP.
+pub async fn run_from_env() -> anyhow::Result<()> {
+    // If whoever started us dies, we get SIGTERM and shut down cleanly (and our children with
+    // us), instead of lingering as an orphan.
+    // SAFETY: prctl on our own process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+    }
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("PORT must be a port number"))?,
+        Err(_) => 3000,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    run(
+        StackOptions {
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            prefix: std::env::var("DEVSTACK_PREFIX").unwrap_or_else(|_| "remirai".into()),
+            overrides: std::env::vars().collect(),
+            quiet: false,
+        },
+        shutdown,
+    )
+    .await
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        _ = hangup.recv() => {}
+    }
+    eprintln!("devstack: stopping");
+    shutdown.cancel();
+}
+
 /// Runs the stack until `shutdown` fires; stops everything it started before returning.
 pub async fn run(options: StackOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
     let stack = start(options, shutdown.clone()).await?;

@@ -320,14 +320,14 @@ mod tests {
             "kindness_notice": 1, "kindness_help": 1, "energy_plans": 3, "energy_late": 3,
             "first_impression": first, "in_a_crisis": crisis, "three_words": words,
         });
-        validate_answers(&question_bank(1).unwrap(), value.as_object().unwrap()).unwrap()
+        validate_answers(question_bank(1).unwrap(), value.as_object().unwrap()).unwrap()
     }
 
     #[test]
     fn stats_are_the_mean_of_scale_answers_on_0_to_100() {
         let bank = question_bank(1).unwrap();
         let brief = aggregate(
-            &bank,
+            bank,
             "Mira",
             &[
                 response(5, "warm_open", "has_a_plan", "a"),
@@ -354,8 +354,8 @@ mod tests {
         let bank = question_bank(1).unwrap();
         let a = response(5, "shy_gentle", "cheers_everyone", "x");
         let b = response(1, "cold_then_warm", "never_leaves", "y");
-        let one = aggregate(&bank, "M", &[a.clone(), b.clone()]);
-        let two = aggregate(&bank, "M", &[b, a]);
+        let one = aggregate(bank, "M", &[a.clone(), b.clone()]);
+        let two = aggregate(bank, "M", &[b, a]);
         assert_eq!(one.stats, two.stats);
         assert_eq!(one.leading_archetype, two.leading_archetype);
     }
@@ -363,11 +363,7 @@ mod tests {
     #[test]
     fn the_rule_based_text_passes_the_schema_for_every_archetype() {
         let bank = question_bank(1).unwrap();
-        let mut brief = aggregate(
-            &bank,
-            "Mira",
-            &[response(3, "warm_open", "has_a_plan", "z")],
-        );
+        let mut brief = aggregate(bank, "Mira", &[response(3, "warm_open", "has_a_plan", "z")]);
         for archetype in Archetype::ALL {
             brief.leading_archetype = archetype;
             let text = rule_based(&brief);
@@ -381,7 +377,7 @@ mod tests {
     fn the_schema_refuses_markup_bad_lengths_and_unknown_archetypes() {
         let bank = question_bank(1).unwrap();
         let good = rule_based(&aggregate(
-            &bank,
+            bank,
             "Mira",
             &[response(3, "warm_open", "has_a_plan", "z")],
         ));
@@ -436,11 +432,11 @@ mod bounded_input_tests {
     #[test]
     fn an_injected_insult_or_a_malformed_name_is_not_publishable() {
         let bank = crate::surveys::question_bank(1).unwrap();
-        let mut text = rule_based(&aggregate(&bank, "Mira", &[]));
+        let mut text = rule_based(&aggregate(bank, "Mira", &[]));
         assert_eq!(text.check_publishable(), Ok(()));
         text.name = "Mira the Total Idiot".into();
         assert!(text.check_publishable().is_err());
-        let mut text = rule_based(&aggregate(&bank, "Mira", &[]));
+        let mut text = rule_based(&aggregate(bank, "Mira", &[]));
         text.greeting = "Hey, 병신아".into();
         assert!(text.check_publishable().is_err());
     }

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use domain::{personas::PersonaState, surveys::RESPONSE_THRESHOLD};
+use platform::db::Statements;
 use uuid::Uuid;
 
 use crate::{
@@ -52,12 +53,12 @@ impl Personas {
             .await
             .context("starting a transaction")?;
         // One owner at a time: concurrent requests serialize here and see each other's job.
-        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
+        tx.execute_cached("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
             .await
             .context("locking the owner")?;
         let latest = rows::latest_of(&tx, owner_id).await?;
         let survey = tx
-            .query_opt(
+            .query_opt_cached(
                 "SELECT id, response_count FROM surveys WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 1",
                 &[&owner_id],
             )
@@ -71,7 +72,7 @@ impl Personas {
             return Ok(Started::Existing(latest.clone()));
         }
         let seen: i32 = tx
-            .query_one(
+            .query_one_cached(
                 "SELECT COALESCE(max(response_count), 0) FROM personas WHERE survey_id = $1",
                 &[&survey_id],
             )
@@ -88,7 +89,7 @@ impl Personas {
             return Err(PersonaError::NotEnoughResponses { response_count });
         }
         let row = tx
-            .query_one(
+            .query_one_cached(
                 &format!(
                     "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
                      VALUES ($1, $2, $3, (SELECT COALESCE(max(version), 0) + 1 FROM personas WHERE owner_id = $2),
@@ -214,7 +215,7 @@ impl Personas {
     pub async fn rerender_outdated(&self, design: i32, limit: i64) -> anyhow::Result<(usize, i64)> {
         let client = self.connection().await?;
         let outdated = client
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT {} FROM personas p
                      WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
@@ -241,7 +242,7 @@ impl Personas {
         let remaining: i64 = self
             .connection()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*) FROM personas p
                  WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
                    AND version = (SELECT max(version) FROM personas o
@@ -267,7 +268,7 @@ impl Personas {
             .await?
             .ok_or(PersonaError::NoPersona)?;
         client
-            .execute(
+            .execute_cached(
                 "INSERT INTO persona_visibility (owner_id, is_public, updated_at) VALUES ($1, $2, now())
                  ON CONFLICT (owner_id) DO UPDATE SET is_public = EXCLUDED.is_public, updated_at = EXCLUDED.updated_at",
                 &[&owner_id, &is_public],

@@ -10,6 +10,7 @@ use domain::{
     personas::{PersonaState, PersonaStatus, StatusError, Step, StepState, StepStatus},
     synthesis::Stats,
 };
+use platform::db::Statements;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -126,7 +127,7 @@ async fn select_one(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> anyhow::Result<Option<PersonaRow>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM personas {condition}"),
             params,
         )
@@ -173,7 +174,7 @@ pub async fn transition(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> anyhow::Result<Option<PersonaRow>> {
     let row = db
-        .query_opt(&format!("{sql} RETURNING {COLUMNS}"), params)
+        .query_opt_cached(&format!("{sql} RETURNING {COLUMNS}"), params)
         .await
         .context("moving a persona")?;
     Ok(row.as_ref().map(from_row))

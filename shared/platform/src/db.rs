@@ -4,18 +4,76 @@
 //! the binary by refinery, so the `devstack migrate` command, the local stack and the test harness
 //! all apply exactly the files that were compiled.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rustls_pki_types::{pem::PemObject, CertificateDer};
 use secrecy::ExposeSecret;
-use tokio_postgres::NoTls;
+use tokio_postgres::{types::ToSql, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DatabaseConfig;
 
 refinery::embed_migrations!("migrations");
+
+/// Every query of the backend goes through these: the statement is prepared once per
+/// connection and kept in deadpool's statement cache, so a query costs one round trip. Given a
+/// SQL string, tokio-postgres would prepare an unnamed statement on every call first (Parse +
+/// Describe, then Bind + Execute: two round trips, and PostgreSQL parses and plans every time).
+/// Statements must come from a bounded set of strings (constants, or formatted only from
+/// constants), never from values: each distinct string is cached per connection.
+pub trait Statements: GenericClient {
+    /// `query` with the statement cached.
+    fn query_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query(&statement, params).await
+        }
+    }
+
+    /// `query_one` with the statement cached.
+    fn query_one_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_one(&statement, params).await
+        }
+    }
+
+    /// `query_opt` with the statement cached.
+    fn query_opt_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_opt(&statement, params).await
+        }
+    }
+
+    /// `execute` with the statement cached.
+    fn execute_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.execute(&statement, params).await
+        }
+    }
+}
+
+impl<C: GenericClient + ?Sized> Statements for C {}
 
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
 /// start never waits on the database unless the request needs it.

@@ -4,6 +4,7 @@
 //! The one other writer is the PL/pgSQL answer function (`submit_survey_response`, migration
 //! V5), which records `response_received` for the owner, stamped with the UTC day only.
 
+use crate::db::Statements;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -53,7 +54,7 @@ pub async fn record(
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     client
-        .execute(
+        .execute_cached(
             "INSERT INTO domain_events (id, user_id, kind, occurred_at) VALUES ($1, $2, $3, $4)",
             &[&Uuid::now_v7(), &user_id, &kind.name(), &at],
         )

@@ -11,6 +11,7 @@
 //! survey answer (`submit_survey_response`, migrations V3/V4): it queues synthesis in the same
 //! statement so the answer costs one round trip.
 
+use crate::db::Statements;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -113,7 +114,7 @@ pub async fn enqueue(
     let id = Uuid::now_v7();
     let body = serde_json::to_value(body).context("serializing a queue message")?;
     client
-        .execute(
+        .execute_cached(
             "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, $2, $3, $4)",
             &[&id, &queue.name(), &body, &request_id],
         )
@@ -156,7 +157,7 @@ impl Publisher {
     pub async fn publish_stale(&self, db: &Pool, older_than: Duration) -> anyhow::Result<usize> {
         let client = db.get().await.context("connecting to PostgreSQL")?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT id FROM outbox WHERE sent_at IS NULL
                  AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT 500",
                 &[&older_than.as_secs_f64()],
@@ -174,7 +175,7 @@ impl Publisher {
         }
         let client = db.get().await.context("connecting to PostgreSQL")?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT id, queue, body::text, request_id FROM outbox
                  WHERE sent_at IS NULL AND id = ANY($1)",
                 &[&ids],
@@ -206,7 +207,7 @@ impl Publisher {
             match send.send().await {
                 Ok(_) => {
                     client
-                        .execute("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", &[&id])
+                        .execute_cached("UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", &[&id])
                         .await
                         .context("marking an outbox row sent")?;
                     sent += 1;
@@ -214,7 +215,7 @@ impl Publisher {
                 Err(error) => {
                     tracing::warn!(%id, queue, error = describe(&anyhow::Error::from(error)), "publish failed");
                     client
-                        .execute(
+                        .execute_cached(
                             "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1",
                             &[&id],
                         )

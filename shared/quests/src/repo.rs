@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use domain::quests::LastCheckIn;
 use platform::cursor::Cursor;
+use platform::db::Statements;
 use uuid::Uuid;
 
 /// The ledger reason of a quest claim.
@@ -44,7 +45,7 @@ pub async fn count(
     let caps: Vec<i64> = tallies.iter().map(|t| t.cap).collect();
     let references: Vec<&str> = tallies.iter().map(|t| t.reference.as_str()).collect();
     let rows = client
-        .query(
+        .query_cached(
             "SELECT (SELECT count(*) FROM (
                         SELECT 1 FROM domain_events e
                         WHERE e.user_id = $1 AND e.kind = q.kind
@@ -92,7 +93,7 @@ pub async fn append(
     entry: &NewEntry<'_>,
 ) -> anyhow::Result<Option<i64>> {
     let inserted = tx
-        .query_opt(
+        .query_opt_cached(
             "INSERT INTO crystal_ledger
                  (id, user_id, amount, reason, reference, created_at, quest_id, period_start, check_in_day, streak)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -124,7 +125,7 @@ pub async fn append(
 /// The user's balance (0 before their first entry).
 pub async fn balance(client: &impl GenericClient, user_id: Uuid) -> anyhow::Result<i64> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT balance FROM crystal_balances WHERE user_id = $1",
             &[&user_id],
         )
@@ -139,7 +140,7 @@ pub async fn last_check_in(
     user_id: Uuid,
 ) -> anyhow::Result<Option<LastCheckIn>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT check_in_day, streak FROM crystal_ledger
              WHERE user_id = $1 AND reason = 'daily_check_in'
              ORDER BY check_in_day DESC LIMIT 1",
@@ -175,7 +176,7 @@ pub async fn entries(
 ) -> anyhow::Result<Vec<Entry>> {
     let Cursor { at, id } = after;
     let rows = client
-        .query(
+        .query_cached(
             "SELECT id, amount, reason, created_at, quest_id, period_start, check_in_day, streak
              FROM crystal_ledger
              WHERE user_id = $1 AND (created_at, id) < ($2, $3)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use platform::worker::StepError;
+use uuid::Uuid;
 
 /// Where a step can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,7 +19,8 @@ pub enum FaultPoint {
     AfterRenderCommitBeforeStatus,
 }
 
-type Injector = Arc<dyn Fn(FaultPoint) -> Result<(), StepError> + Send + Sync>;
+/// Decides, at `point` of the step working on persona `id`, whether the step fails there.
+type Injector = Arc<dyn Fn(FaultPoint, Uuid) -> Result<(), StepError> + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct Faults(Option<Injector>);
@@ -28,15 +30,24 @@ impl Faults {
         Self(None)
     }
 
+    /// Fails where `injector` says, whatever the persona.
     pub fn inject(
         injector: impl Fn(FaultPoint) -> Result<(), StepError> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Some(Arc::new(move |point, _| injector(point))))
+    }
+
+    /// Fails where `injector` says for that persona (the soak crashes each persona's steps at
+    /// chosen boundaries, once each).
+    pub fn inject_per_persona(
+        injector: impl Fn(FaultPoint, Uuid) -> Result<(), StepError> + Send + Sync + 'static,
     ) -> Self {
         Self(Some(Arc::new(injector)))
     }
 
-    pub fn at(&self, point: FaultPoint) -> Result<(), StepError> {
+    pub fn at(&self, point: FaultPoint, persona_id: Uuid) -> Result<(), StepError> {
         match &self.0 {
-            Some(injector) => injector(point),
+            Some(injector) => injector(point, persona_id),
             None => Ok(()),
         }
     }

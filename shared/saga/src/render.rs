@@ -148,7 +148,7 @@ impl RenderWorker {
         for card in &cards {
             stored.push(self.upload(id, card).await.map_err(StepError::retryable)?);
         }
-        self.faults.at(FaultPoint::AfterUploadBeforeCommit)?;
+        self.faults.at(FaultPoint::AfterUploadBeforeCommit, id)?;
         let client = personas.client().await?;
         let ready = rows::transition(
             &client,
@@ -170,7 +170,8 @@ impl RenderWorker {
             info!("another delivery finished the render first");
             return Ok(());
         };
-        self.faults.at(FaultPoint::AfterRenderCommitBeforeStatus)?;
+        self.faults
+            .at(FaultPoint::AfterRenderCommitBeforeStatus, id)?;
         personas.write_final_status(&ready).await?;
         info!("persona ready");
         Ok(())

@@ -12,6 +12,7 @@
 //!    attribute stay in the DLQ for ops, and so do the dead letters of queues outside the saga
 //!    (chat memory).
 //! 4. Prunes what only grows: expired refresh tokens, outbox rows sent more than a week ago.
+use platform::db::Statements;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -150,7 +151,7 @@ impl Sweeper {
     async fn measure_outbox(&self) -> anyhow::Result<()> {
         let client = self.personas.connection().await?;
         let row = client
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
                  FROM outbox WHERE sent_at IS NULL",
                 &[],
@@ -165,7 +166,7 @@ impl Sweeper {
     async fn prune(&self) -> anyhow::Result<(u64, u64)> {
         let client = self.personas.connection().await?;
         let tokens = client
-            .execute(
+            .execute_cached(
                 "DELETE FROM refresh_tokens WHERE token_hash IN (
                      SELECT token_hash FROM refresh_tokens WHERE expires_at < now() LIMIT $1)",
                 &[&PRUNE_BATCH],
@@ -173,7 +174,7 @@ impl Sweeper {
             .await
             .context("pruning expired refresh tokens")?;
         let outbox = client
-            .execute(
+            .execute_cached(
                 "DELETE FROM outbox WHERE id IN (
                      SELECT id FROM outbox
                      WHERE sent_at < now() - make_interval(days => $2::int) LIMIT $1)",
@@ -231,7 +232,7 @@ impl Sweeper {
         let personas = &self.personas;
         let client = personas.connection().await?;
         let stuck = client
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT {} FROM personas p
                      WHERE state = ANY($2)
@@ -255,7 +256,7 @@ impl Sweeper {
             // CAS: a worker that moves the row meanwhile wins, and so does an overlapping sweep
             // (it has already touched `updated_at`).
             let touched = tx
-                .execute(
+                .execute_cached(
                     "UPDATE personas SET updated_at = now()
                      WHERE id = $1 AND state_version = $2
                        AND updated_at < now() - make_interval(secs => $3)",

@@ -6,6 +6,7 @@
 //! at most one LLM attempt per receive; after the last one the rule-based text is used and
 //! labelled `rule_based_fallback`. Permanent failures fail the persona with a reason.
 
+use platform::db::Statements;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -142,7 +143,7 @@ impl SynthesizeWorker {
         id: uuid::Uuid,
     ) -> Result<(), StepError> {
         let running = client
-            .query_opt(
+            .query_opt_cached(
                 "SELECT EXTRACT(EPOCH FROM updated_at + make_interval(secs => $2) - now())::float8
                  FROM personas WHERE id = $1 AND state = 'synthesizing'",
                 &[&id, &self.reentry_after.as_secs_f64()],
@@ -255,7 +256,7 @@ impl SynthesizeWorker {
                     .await;
             }
         };
-        self.faults.at(FaultPoint::AfterLlmBeforeCommit)?;
+        self.faults.at(FaultPoint::AfterLlmBeforeCommit, id)?;
 
         let Some((moved, outbox_id, unseen)) = self
             .commit(row, &brief, &written, request_id)
@@ -272,7 +273,7 @@ impl SynthesizeWorker {
             _ => "llm",
         };
         platform::metrics::counter!("personas_synthesized", "by" => by).increment(1);
-        self.faults.at(FaultPoint::AfterSynthesisCommit)?;
+        self.faults.at(FaultPoint::AfterSynthesisCommit, id)?;
         personas.publisher.publish(&personas.db, &[outbox_id]).await;
         // Answers that arrived while this version waited were counted as new; they are in it.
         // Like the answer's own write, a lost or reordered one is corrected by the next answer.
@@ -358,7 +359,7 @@ impl SynthesizeWorker {
     async fn brief(&self, row: &PersonaRow) -> Result<Brief, BriefError> {
         let client = self.personas.connection().await?;
         let survey = client
-            .query_one(
+            .query_one_cached(
                 "SELECT s.question_bank_version, u.display_name FROM surveys s
                  JOIN users u ON u.id = s.owner_id WHERE s.id = $1",
                 &[&row.survey_id],
@@ -368,7 +369,7 @@ impl SynthesizeWorker {
         let bank =
             question_bank(survey.get(0)).ok_or(BriefError::Unreadable("question_bank_unknown"))?;
         let rows = client
-            .query(
+            .query_cached(
                 "SELECT id, key_id, nonce, ciphertext FROM survey_responses WHERE survey_id = $1",
                 &[&row.survey_id],
             )
@@ -395,7 +396,7 @@ impl SynthesizeWorker {
                     .map_err(|_| BriefError::Unreadable("answer_unreadable"))?,
             );
         }
-        Ok(aggregate(&bank, survey.get::<_, &str>(1), &responses))
+        Ok(aggregate(bank, survey.get::<_, &str>(1), &responses))
     }
 }
 

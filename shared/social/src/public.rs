@@ -8,6 +8,7 @@ use personas::{
     rows::{self, PersonaRow},
     StoredCard,
 };
+use platform::db::Statements;
 use uuid::Uuid;
 
 use crate::{Social, SocialError};
@@ -95,7 +96,7 @@ pub(crate) async fn newest_public(
     id: Uuid,
 ) -> anyhow::Result<Option<PersonaRow>> {
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!(
                 "SELECT {} FROM personas
                  WHERE owner_id = (SELECT owner_id FROM personas WHERE id = $1)

@@ -5,6 +5,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use domain::shares::ShareChannel;
 use personas::rows;
+use platform::db::Statements;
 use platform::{
     events::{self, EventKind},
     rate_limit::SHARE_RECORD,
@@ -53,7 +54,7 @@ impl Social {
             channel,
             created_at: now,
         };
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO persona_shares (id, owner_id, persona_id, channel, created_at)
              VALUES ($1, $2, $3, $4, $5)",
             &[

@@ -168,7 +168,10 @@ impl Surveys {
     }
 
     /// What a friend sees before answering: the open survey and its questions.
-    pub async fn public_view(&self, id: Uuid) -> Result<(Survey, QuestionBank), SurveyError> {
+    pub async fn public_view(
+        &self,
+        id: Uuid,
+    ) -> Result<(Survey, &'static QuestionBank), SurveyError> {
         let survey = self.open_survey(id, self.clock.now()).await?;
         let bank = bank_of(&survey)?;
         Ok((survey, bank))
@@ -218,7 +221,7 @@ impl Surveys {
             return Err(SurveyError::OwnSurvey);
         }
         let bank = bank_of(&survey)?;
-        let answers = validate_answers(&bank, submitted)
+        let answers = validate_answers(bank, submitted)
             .map_err(|invalid| SurveyError::InvalidAnswers(invalid.fields))?;
         Ok(Submission {
             survey_id,
@@ -332,7 +335,7 @@ impl Surveys {
 }
 
 /// The question bank a survey was created with.
-pub fn bank_of(survey: &Survey) -> Result<QuestionBank, SurveyError> {
+pub fn bank_of(survey: &Survey) -> Result<&'static QuestionBank, SurveyError> {
     question_bank(survey.question_bank_version)
         .ok_or_else(|| anyhow::anyhow!("survey with unknown question bank version").into())
 }

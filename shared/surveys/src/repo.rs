@@ -4,6 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::surveys::SurveyStatus;
+use platform::db::Statements;
 use platform::{
     crypto::Sealed,
     cursor::Cursor,
@@ -53,7 +54,7 @@ fn meta(row: &tokio_postgres::Row) -> Survey {
 pub async fn find(db: &Pool, id: Uuid) -> anyhow::Result<Option<Survey>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             &format!("SELECT {META_COLUMNS} FROM surveys s JOIN users u ON u.id = s.owner_id WHERE s.id = $1"),
             &[&id],
         )
@@ -79,7 +80,7 @@ pub async fn create(
 ) -> anyhow::Result<Created> {
     let mut client = db.get().await.context("connecting to PostgreSQL")?;
     let tx = client.transaction().await?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE surveys SET status = 'closed', closed_at = expires_at
          WHERE owner_id = $1 AND status = 'collecting' AND expires_at <= $2",
         &[&owner_id, &now],
@@ -88,7 +89,7 @@ pub async fn create(
     .context("closing expired surveys")?;
     let id = Uuid::now_v7();
     let inserted = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO surveys (id, owner_id, title, question_bank_version, status, created_at, expires_at)
              VALUES ($1, $2, $3, $4, 'collecting', $5, $6)",
             &[&id, &owner_id, &title, &question_bank_version, &now, &expires_at],
@@ -104,7 +105,7 @@ pub async fn create(
         }
         drop(tx);
         let existing = client
-            .query_one(
+            .query_one_cached(
                 "SELECT id FROM surveys WHERE owner_id = $1 AND status = 'collecting'",
                 &[&owner_id],
             )
@@ -129,7 +130,7 @@ pub async fn list_mine(
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let Cursor { at, id } = after;
     let rows = client
-        .query(
+        .query_cached(
             &format!(
                 "SELECT {META_COLUMNS} FROM surveys s JOIN users u ON u.id = s.owner_id
                  WHERE s.owner_id = $1 AND (s.created_at, s.id) < ($2, $3)
@@ -151,7 +152,7 @@ pub async fn close(
 ) -> anyhow::Result<bool> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let rows = client
-        .execute(
+        .execute_cached(
             "UPDATE surveys SET status = 'closed', closed_at = COALESCE(closed_at, $3)
              WHERE id = $1 AND owner_id = $2",
             &[&id, &owner_id, &now],
@@ -166,7 +167,7 @@ pub async fn close(
 pub async fn persona_state(db: &Pool, survey_id: Uuid) -> anyhow::Result<Option<(String, i32)>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT state, (SELECT max(response_count) FROM personas WHERE survey_id = $1)
              FROM personas WHERE survey_id = $1 ORDER BY version DESC LIMIT 1",
             &[&survey_id],
@@ -207,7 +208,7 @@ pub async fn submit(
     let persona_id = Uuid::now_v7();
     let outbox_id = Uuid::now_v7();
     let row = client
-        .query_one(
+        .query_one_cached(
             "SELECT outcome, response_count, persona_id, persona_version, owner_id, seen_count
              FROM submit_survey_response($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[

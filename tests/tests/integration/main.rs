@@ -15,6 +15,7 @@ mod openapi;
 mod privacy;
 mod quests;
 mod saga;
+mod soak;
 mod social;
 mod surveys;
 mod template;

@@ -61,7 +61,9 @@ struct KeyCache {
 
 pub struct GoogleVerifier {
     jwks_url: String,
-    http: reqwest::Client,
+    /// Built on the first key fetch: building a TLS client loads the system's root
+    /// certificates (milliseconds), which every cold start would pay for a route few use.
+    http: std::sync::LazyLock<reqwest::Client, Box<dyn FnOnce() -> reqwest::Client + Send>>,
     validation: Validation,
     cache: RwLock<Option<KeyCache>>,
     /// Held while fetching (the single flight).
@@ -73,7 +75,7 @@ impl GoogleVerifier {
     pub fn new(
         client_id: &str,
         jwks_url: &str,
-        http: reqwest::Client,
+        http: impl FnOnce() -> reqwest::Client + Send + 'static,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
@@ -85,7 +87,7 @@ impl GoogleVerifier {
         validation.validate_nbf = false;
         Self {
             jwks_url: jwks_url.to_owned(),
-            http,
+            http: std::sync::LazyLock::new(Box::new(http)),
             validation,
             cache: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(FetchHistory::default()),

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use platform::db::Statements;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -67,7 +68,7 @@ pub async fn sign_in(
     let mut client = db.get().await.context("connecting to PostgreSQL")?;
     let tx = client.transaction().await?;
     let row = tx
-        .query_one(
+        .query_one_cached(
             "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, $3)
              ON CONFLICT (subject) DO UPDATE
                 SET display_name = EXCLUDED.display_name, last_sign_in_at = now()
@@ -98,7 +99,7 @@ async fn insert_refresh_token(
     family_id: Uuid,
 ) -> anyhow::Result<String> {
     let (token, hash) = new_refresh_token()?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
         &[&hash, &family_id, &user_id, &(REFRESH_TOKEN_SECONDS as f64)],
@@ -127,7 +128,7 @@ pub async fn refresh(
         .await
         .context("starting a transaction")?;
     let row = tx
-        .query_opt(
+        .query_opt_cached(
             "SELECT t.family_id, t.user_id, t.rotated_at IS NOT NULL, t.revoked_at IS NOT NULL,
                     t.expires_at < now(), u.display_name, u.created_at,
                     t.rotated_at >= now() - make_interval(secs => $2)
@@ -154,7 +155,7 @@ pub async fn refresh(
         return Err(RefreshError::Reused);
     }
     // Within the grace the token keeps its first rotation time, so the grace never extends.
-    tx.execute(
+    tx.execute_cached(
         "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, now()) WHERE token_hash = $1",
         &[&hash],
     )
@@ -179,7 +180,7 @@ async fn revoke_family(
     tx: &deadpool_postgres::Transaction<'_>,
     family_id: Uuid,
 ) -> anyhow::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE family_id = $1 AND revoked_at IS NULL",
         &[&family_id],
@@ -193,7 +194,7 @@ async fn revoke_family(
 pub async fn logout(db: &Pool, presented: &str) -> anyhow::Result<()> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     client
-        .execute(
+        .execute_cached(
             "UPDATE refresh_tokens SET revoked_at = now()
              WHERE revoked_at IS NULL
                AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
@@ -208,7 +209,7 @@ pub async fn logout(db: &Pool, presented: &str) -> anyhow::Result<()> {
 pub async fn profile(db: &Pool, user_id: Uuid) -> anyhow::Result<Option<Profile>> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
     let row = client
-        .query_opt(
+        .query_opt_cached(
             "SELECT u.id, u.display_name, u.created_at,
                     COALESCE((SELECT balance FROM crystal_balances b WHERE b.user_id = u.id), 0)
              FROM users u WHERE u.id = $1",

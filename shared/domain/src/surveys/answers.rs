@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn check(value: Value) -> Result<Answers, InvalidAnswers> {
-        validate_answers(&question_bank(1).unwrap(), value.as_object().unwrap())
+        validate_answers(question_bank(1).unwrap(), value.as_object().unwrap())
     }
 
     #[test]

@@ -54,12 +54,12 @@ mod tests {
     fn the_fixture_is_valid_for_every_friend_and_deterministic() {
         let bank = question_bank(CURRENT_VERSION).unwrap();
         for friend in 0..20 {
-            let answers = sample_answers(&bank, friend);
-            validate_answers(&bank, answers.as_object().unwrap()).unwrap();
-            assert_eq!(answers, sample_answers(&bank, friend));
+            let answers = sample_answers(bank, friend);
+            validate_answers(bank, answers.as_object().unwrap()).unwrap();
+            assert_eq!(answers, sample_answers(bank, friend));
         }
-        assert_ne!(sample_answers(&bank, 0), sample_answers(&bank, 1));
-        let answers = sample_answers(&bank, 3);
+        assert_ne!(sample_answers(bank, 0), sample_answers(bank, 1));
+        let answers = sample_answers(bank, 3);
         assert_eq!(answers["charisma_room"], 4);
         assert_eq!(answers["intellect_curious"], 5);
         assert_eq!(answers["intellect_advice"], 4);

@@ -2,6 +2,8 @@
 //! with and is always validated and aggregated against that version, so changing the bank
 //! (a new version) never breaks surveys already collecting. Never edit a published version.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -71,10 +73,12 @@ impl QuestionBank {
     }
 }
 
-/// The bank of `version`, if it exists.
-pub fn question_bank(version: i32) -> Option<QuestionBank> {
+/// The bank of `version`, if it exists. Banks never change once published, so each is built
+/// once per process and shared (the public survey and every answer read it).
+pub fn question_bank(version: i32) -> Option<&'static QuestionBank> {
+    static VERSION_1: LazyLock<QuestionBank> = LazyLock::new(version_1);
     match version {
-        1 => Some(version_1()),
+        1 => Some(&VERSION_1),
         _ => None,
     }
 }
