@@ -101,7 +101,7 @@ pub fn validate_answers(
 /// length, no hidden characters, not blank if required), the required ones required, no others;
 /// an optional question may be `null`. Several bank versions: any of them (a survey is checked
 /// against its own).
-pub fn answers_schema(banks: &[QuestionBank]) -> Schema {
+pub fn answers_schema(banks: &[&QuestionBank]) -> Schema {
     match banks {
         [only] => bank_schema(only).into(),
         _ => banks
