@@ -1,4 +1,4 @@
-//! Benchmarks (reported, never asserted): `cargo run --release -p bench [cards|saga|chat|load]`.
+//! Benchmarks (reported, never asserted): `cargo run --release -p bench [cards|saga|chat|load|cold|soak]`.
 //!
 //! - `cards`: card rendering per size: warm median and p95 in one process, cold (process start
 //!   to PNG written) and peak RSS of a fresh process; side by side with the earlier plan's Node

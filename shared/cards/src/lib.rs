@@ -78,8 +78,6 @@ pub enum RenderError {
     Svg(String),
     #[error("the share URL does not fit in a QR code")]
     Qr,
-    #[error("PNG encoding failed: {0}")]
-    Png(String),
 }
 
 /// The card design. Bump it with any change to how cards look; then re-render every persona's

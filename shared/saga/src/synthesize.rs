@@ -344,7 +344,7 @@ impl SynthesizeWorker {
             .await
             .context("queuing the render step")?;
         let answers: i32 = tx
-            .query_one(
+            .query_one_cached(
                 "SELECT response_count FROM surveys WHERE id = $1",
                 &[&row.survey_id],
             )

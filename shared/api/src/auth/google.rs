@@ -62,8 +62,10 @@ struct KeyCache {
 pub struct GoogleVerifier {
     jwks_url: String,
     /// Built on the first key fetch: building a TLS client loads the system's root
-    /// certificates (milliseconds), which every cold start would pay for a route few use.
-    http: std::sync::LazyLock<reqwest::Client, Box<dyn FnOnce() -> reqwest::Client + Send>>,
+    /// certificates (milliseconds), which every cold start would pay for a route few use. A
+    /// failed build fails only that fetch (503) and is tried again on the next one.
+    http: std::sync::OnceLock<reqwest::Client>,
+    build_http: Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>,
     validation: Validation,
     cache: RwLock<Option<KeyCache>>,
     /// Held while fetching (the single flight).
@@ -75,7 +77,7 @@ impl GoogleVerifier {
     pub fn new(
         client_id: &str,
         jwks_url: &str,
-        http: impl FnOnce() -> reqwest::Client + Send + 'static,
+        build_http: impl Fn() -> reqwest::Result<reqwest::Client> + Send + Sync + 'static,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
@@ -87,7 +89,8 @@ impl GoogleVerifier {
         validation.validate_nbf = false;
         Self {
             jwks_url: jwks_url.to_owned(),
-            http: std::sync::LazyLock::new(Box::new(http)),
+            http: std::sync::OnceLock::new(),
+            build_http: Box::new(build_http),
             validation,
             cache: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(FetchHistory::default()),
@@ -196,8 +199,14 @@ impl GoogleVerifier {
     }
 
     async fn fetch(&self) -> anyhow::Result<KeyCache> {
-        let response = self
-            .http
+        let http = match self.http.get() {
+            Some(http) => http,
+            None => {
+                let built = (self.build_http)()?;
+                self.http.get_or_init(|| built)
+            }
+        };
+        let response = http
             .get(&self.jwks_url)
             .timeout(Duration::from_secs(5))
             .send()
