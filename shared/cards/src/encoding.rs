@@ -714,11 +714,11 @@ impl BitWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Decodes, checking the zlib stream's Adler-32 too (which the png crate skips by default).
-    fn decode(png_bytes: &[u8]) -> Vec<u8> {
+    pub(crate) fn decode(png_bytes: &[u8]) -> Vec<u8> {
         let mut options = png::DecodeOptions::default();
         options.set_ignore_adler32(false);
         let decoder = png::Decoder::new_with_options(std::io::Cursor::new(png_bytes), options);

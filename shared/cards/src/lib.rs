@@ -335,17 +335,7 @@ mod tests {
     use domain::{archetypes::Archetype, synthesis::Stats};
 
     use super::*;
-
-    fn decode(png_bytes: &[u8]) -> Vec<u8> {
-        let mut options = png::DecodeOptions::default();
-        options.set_ignore_adler32(false);
-        let decoder = png::Decoder::new_with_options(std::io::Cursor::new(png_bytes), options);
-        let mut reader = decoder.read_info().unwrap();
-        let mut buffer = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut buffer).unwrap();
-        buffer.truncate(info.buffer_size());
-        buffer
-    }
+    use crate::encoding::tests::decode;
 
     /// Every pixel a card draws on is encoded again, and a kept canvas comes back clean: one
     /// after another, the PNGs show exactly the pixels drawn, whatever the last card drew.
