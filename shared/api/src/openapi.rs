@@ -18,7 +18,9 @@ use utoipa::{
     OpenApi,
 };
 
-use crate::error::ErrorBody;
+use anyhow::Context;
+
+use crate::error::{ApiError, ErrorBody};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -134,20 +136,21 @@ pub(crate) fn names(names: impl IntoIterator<Item = &'static str>) -> ObjectBuil
 /// The document, serialized on its first request rather than at every cold start (the JSON
 /// is long and few clients ask for it).
 #[derive(Clone)]
-pub struct OpenApiJson(Arc<(utoipa::openapi::OpenApi, OnceLock<String>)>);
+pub struct OpenApiJson(Arc<(utoipa::openapi::OpenApi, OnceLock<axum::body::Bytes>)>);
 
 impl OpenApiJson {
     pub fn new(document: utoipa::openapi::OpenApi) -> Self {
         Self(Arc::new((document, OnceLock::new())))
     }
 
-    fn json(&self) -> &str {
-        self.0 .1.get_or_init(|| {
-            self.0
-                 .0
-                .to_json()
-                .expect("the OpenAPI document always serializes")
-        })
+    /// The JSON, shared by every response (cloning `Bytes` copies no text).
+    fn json(&self) -> anyhow::Result<axum::body::Bytes> {
+        let (document, json) = &*self.0;
+        if let Some(json) = json.get() {
+            return Ok(json.clone());
+        }
+        let serialized = document.to_json()?;
+        Ok(json.get_or_init(|| serialized.into()).clone())
     }
 }
 
@@ -158,13 +161,16 @@ impl OpenApiJson {
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
 )]
-pub async fn serve(Extension(document): Extension<OpenApiJson>) -> Response {
-    (
+pub async fn serve(Extension(document): Extension<OpenApiJson>) -> Result<Response, ApiError> {
+    let json = document
+        .json()
+        .context("serializing the OpenAPI document")?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        document.json().to_owned(),
+        json,
     )
-        .into_response()
+        .into_response())
 }
