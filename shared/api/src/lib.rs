@@ -19,5 +19,7 @@ pub mod state;
 pub mod surveys;
 
 pub use error::{ApiError, Problem};
-pub use router::{chat_router, local_router, openapi_document, router, with_middleware};
+pub use router::{
+    chat_router, local_router, openapi_document, router, with_middleware, LOCAL_MAX_IN_FLIGHT,
+};
 pub use state::AppState;

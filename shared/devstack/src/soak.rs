@@ -4,7 +4,7 @@
 //! ledger entry, every status `ready`, and what the dead-letter queues hold.
 //!
 //! Synthesize messages are seeded unsent and delivered by the soak itself (1–3 copies each, all
-//! shuffled). Render messages are published by the synthesize worker as in production; the soak
+//! shuffled, sent in that order as the queue drains: [`FEED_WINDOW`]). Render messages are published by the synthesize worker as in production; the soak
 //! watches the outbox and sends 0–2 extra copies of each at random moments over the next two
 //! seconds. Each persona crashes once at a pseudo-randomly chosen subset of the four boundaries
 //! (a third of the time at each), so every boundary crashes for thousands of jobs, and no job is
@@ -201,6 +201,47 @@ async fn backlog(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<(
     ))
 }
 
+/// About this many messages wait on the two saga queues together: synthesize copies are topped
+/// up each second while fewer than half as many wait.
+///
+/// moto's SQS is linear in the depth of a queue on every call (each send and each message
+/// received computes all the queue's attributes, the three approximate counts among them, by
+/// scanning every message), so the 10,000 copies sent at once make the emulator quadratic: the first
+/// 10,000-message run crawled to 3 personas a minute; fed against the synthesize queue alone,
+/// the render queue's backlog grew instead. A window keeps the shuffled order and the
+/// duplicates; it only paces them, as a real queue's consumers would see a steady stream.
+const FEED_WINDOW: i64 = 400;
+
+/// The shuffled synthesize copies, sent in order as the queue drains.
+struct Feed {
+    bodies: Vec<String>,
+    next: usize,
+}
+
+impl Feed {
+    /// Sends the next copies so that about [`FEED_WINDOW`] wait, given `waiting` now on both
+    /// saga queues; returns how many it sent.
+    async fn top_up(
+        &mut self,
+        sqs: &aws_sdk_sqs::Client,
+        queue_url: &str,
+        waiting: i64,
+    ) -> anyhow::Result<usize> {
+        if waiting >= FEED_WINDOW / 2 {
+            return Ok(0);
+        }
+        let count = ((FEED_WINDOW - waiting) as usize).min(self.bodies.len() - self.next);
+        let batch = self.bodies[self.next..self.next + count].to_vec();
+        self.next += count;
+        send_all(sqs, queue_url, batch).await?;
+        Ok(count)
+    }
+
+    fn done(&self) -> bool {
+        self.next == self.bodies.len()
+    }
+}
+
 /// Extra copies of render messages: 0–2 of each, sent at random moments within two seconds.
 struct RenderCopies {
     last_seen: Uuid,
@@ -319,7 +360,8 @@ pub async fn run(
     let _stop = cancel.clone().drop_guard();
 
     let started = Instant::now();
-    send_all(&aws.sqs, &synthesize_url, bodies).await?;
+    let mut feed = Feed { bodies, next: 0 };
+    feed.top_up(&aws.sqs, &synthesize_url, 0).await?;
     let mut copies = RenderCopies {
         last_seen: Uuid::nil(),
         pending: Vec::new(),
@@ -350,7 +392,13 @@ pub async fn run(
             backlog(&aws.sqs, &render_url).await?,
         );
         in_flight = (synthesize.1 + render.1) as usize;
+        // Copies sent just now are not in the depths read above: not finished yet.
+        let sent = feed
+            .top_up(&aws.sqs, &synthesize_url, synthesize.0 + render.0)
+            .await?;
         let finished = settled as usize == personas
+            && sent == 0
+            && feed.done()
             && copies.pending.is_empty()
             && synthesize.0 == 0
             && render.0 == 0;

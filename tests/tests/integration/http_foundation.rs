@@ -193,3 +193,67 @@ async fn the_access_log_line_carries_the_request_id_and_route_but_not_the_raw_pa
     assert_eq!(line["spans"][0]["route"], "/v1/health");
     assert!(!logs.contains("secret-in-query"));
 }
+
+/// The local stack serves every route from one process; past `LOCAL_MAX_IN_FLIGHT` requests in
+/// flight it answers 429 at once (in AWS, API Gateway's throttle does).
+#[tokio::test]
+async fn the_local_stack_sheds_requests_beyond_its_in_flight_limit_with_429() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = integration_tests::spawn_app_with(integration_tests::TestAppOptions {
+        router: Some(|state| {
+            api::local_router(state, |name| {
+                (name == "LOCAL_MAX_IN_FLIGHT").then(|| "1".to_owned())
+            })
+            .expect("building the local router")
+        }),
+        ..Default::default()
+    })
+    .await;
+    // A request whose body never finishes arriving holds the one place.
+    let mut held = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    held.write_all(
+        b"POST /v1/auth/dev HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let mut shed = None;
+    for _ in 0..100 {
+        let response = app.get("/v1/health").await;
+        if response.status() == 429 {
+            shed = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let shed = shed.expect("a second request while the first is in flight is shed");
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(shed.headers()["x-content-type-options"], "nosniff");
+    let id = request_id(&shed);
+    let body: Value = shed.json().await.unwrap();
+    assert_error_body(&body, "rate_limited", &id);
+
+    // Once the held request ends, the place is free again.
+    drop(held);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app.get("/v1/health").await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_local_router_refuses_a_bad_in_flight_limit() {
+    let app = spawn_app().await;
+    for bad in ["0", "-3", "many"] {
+        let outcome = api::local_router(app.state.clone(), |name| {
+            (name == "LOCAL_MAX_IN_FLIGHT").then(|| bad.to_owned())
+        });
+        let error = outcome.err().expect("a bad limit is refused");
+        assert!(error.to_string().contains("LOCAL_MAX_IN_FLIGHT"), "{error}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The load generator's client: one HTTP/1.1 keep-alive connection per simulated user, each
 //! bound to a loopback address of its own (`127.x.y.z`), so per-address rate limits and
-//! duplicate markers see distinct people. Closed loop (send, wait, send again) or open loop (a
+//! duplicate markers see distinct people. Closed loop (send, wait, send again; after a 429, wait
+//! its `Retry-After` first, as a client must) or open loop (a
 //! fixed schedule; latency counted from the scheduled time, so a slow server cannot hide its
 //! queue — no coordinated omission).
 
@@ -66,12 +67,26 @@ pub async fn exchange(
     sender: &mut SendRequest<Body>,
     request: Request<Body>,
 ) -> anyhow::Result<(u16, Bytes)> {
+    let (status, _, body) = exchange_in_full(sender, request).await?;
+    Ok((status, body))
+}
+
+/// [`exchange`], with the `Retry-After` of the response (whole seconds) when it has one.
+async fn exchange_in_full(
+    sender: &mut SendRequest<Body>,
+    request: Request<Body>,
+) -> anyhow::Result<(u16, Option<Duration>, Bytes)> {
     let exchanged = async {
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs);
         let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, body))
+        anyhow::Ok((status, retry_after, body))
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchanged)
         .await
@@ -83,19 +98,25 @@ pub async fn exchange(
 pub struct Recorded {
     /// Latencies in microseconds.
     pub latencies_us: Vec<u32>,
+    /// Latencies of the requests served (2xx and 3xx), in microseconds.
+    pub served_us: Vec<u32>,
     /// Responses by status ([`TRANSPORT_ERROR`] for transport errors).
     pub statuses: BTreeMap<u16, u64>,
 }
 
 impl Recorded {
     fn record(&mut self, latency: Duration, status: u16) {
-        self.latencies_us
-            .push(latency.as_micros().min(u32::MAX as u128) as u32);
+        let micros = latency.as_micros().min(u32::MAX as u128) as u32;
+        self.latencies_us.push(micros);
+        if (200..400).contains(&status) {
+            self.served_us.push(micros);
+        }
         *self.statuses.entry(status).or_default() += 1;
     }
 
     fn merge(&mut self, other: Recorded) {
         self.latencies_us.extend(other.latencies_us);
+        self.served_us.extend(other.served_us);
         for (status, count) in other.statuses {
             *self.statuses.entry(status).or_default() += count;
         }
@@ -240,20 +261,27 @@ async fn drive(sender: &mut SendRequest<Body>, recorded: &mut Recorded, run: Dri
         };
         let request = (run.make)(run.index, n);
         n += 1;
-        let status = match exchange(sender, request).await {
-            Ok((status, _)) => status,
+        let (status, retry_after) = match exchange_in_full(sender, request).await {
+            Ok((status, retry_after, _)) => (status, retry_after),
             Err(_) => {
                 if let Ok(fresh) = connect_patiently(run.address, run.server).await {
                     *sender = fresh;
                 }
-                TRANSPORT_ERROR
+                (TRANSPORT_ERROR, None)
             }
         };
         if from >= run.window_start {
             recorded.record(from.elapsed(), status);
         }
-        if let Mode::Open { interval } = run.mode {
-            due += interval;
+        match run.mode {
+            Mode::Open { interval } => due += interval,
+            // A shed request: wait as told, like any well-behaved client (the open loop's
+            // schedule already waits longer).
+            Mode::Closed if status == 429 => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                sleep_until((Instant::now() + wait).min(run.window_end)).await;
+            }
+            Mode::Closed => {}
         }
     }
 }

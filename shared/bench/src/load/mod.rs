@@ -6,9 +6,9 @@
 //! a loopback address of its own), gives each a survey, and writes each a ready persona straight
 //! into the database (the saga is measured by `bench saga`). Then, per route: a closed loop at
 //! 100 and at 1,500 connections (3 s warm-up, 10 s measured); an open loop of 1,500 users
-//! polling every 2 s; and PostgreSQL round trips per request, counted by a second stack
-//! process whose database connections pass through a counting proxy ([`pg_proxy`]), 200
-//! requests per route one at a time.
+//! polling every 2 s; and PostgreSQL round trips and the stack's CPU per request, counted on a
+//! second stack process whose database connections pass through a counting proxy
+//! ([`pg_proxy`]), 200–1,000 requests per route one at a time.
 
 pub mod client;
 pub mod pg_proxy;
@@ -170,9 +170,13 @@ struct Figures {
     route: Route,
     load: String,
     requests_per_second: f64,
+    /// Responses per second that served the request (2xx and 3xx): not the shed ones.
+    served_per_second: f64,
     p50_ms: f64,
     p95_ms: f64,
     p99_ms: f64,
+    /// p95 of the requests served (2xx and 3xx): what a shed request's 429 leaves out.
+    p95_served_ms: f64,
     ok: u64,
     limited: u64,
     errors: BTreeMap<u16, u64>,
@@ -191,13 +195,14 @@ fn figures(
 ) -> Figures {
     let count = recorded.latencies_us.len().max(1) as f64;
     recorded.latencies_us.sort_unstable();
-    let at = |p: f64| {
-        let samples = &recorded.latencies_us;
+    recorded.served_us.sort_unstable();
+    let percentile = |samples: &[u32], p: f64| {
         if samples.is_empty() {
             return f64::NAN;
         }
         samples[((samples.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0
     };
+    let at = |p: f64| percentile(&recorded.latencies_us, p);
     let per_request = |a: Duration, b: Duration| (b - a).as_secs_f64() * 1e6 / count;
     let stack =
         (after.stack - before.stack).as_secs_f64() - stack_idle_per_second * window.as_secs_f64();
@@ -216,9 +221,11 @@ fn figures(
         route,
         load,
         requests_per_second: recorded.latencies_us.len() as f64 / window.as_secs_f64(),
+        served_per_second: recorded.served_us.len() as f64 / window.as_secs_f64(),
         p50_ms: at(0.5),
         p95_ms: at(0.95),
         p99_ms: at(0.99),
+        p95_served_ms: percentile(&recorded.served_us, 0.95),
         ok,
         limited,
         errors,
@@ -333,6 +340,7 @@ async fn measure_all(services: &stack_process::Services, timing: Timing) -> anyh
     let round_trips = count_round_trips(
         &Arc::new(fixture.at(counted.address)),
         counted.address,
+        counted.pid(),
         &counters,
     )
     .await;
@@ -392,10 +400,22 @@ async fn measure_all(services: &stack_process::Services, timing: Timing) -> anyh
     Ok(())
 }
 
+/// A latency for the table; "—" when there was none to measure.
+fn milliseconds(ms: f64) -> String {
+    if ms.is_nan() {
+        "—".to_owned()
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
 fn print_figures(all: &[Figures], stack_idle_per_second: f64) {
+    let max_in_flight = std::env::var("LOCAL_MAX_IN_FLIGHT")
+        .unwrap_or_else(|_| api::LOCAL_MAX_IN_FLIGHT.to_string());
     println!("\n## Load (local stack; stack, PostgreSQL and the emulator are separate processes; 2 cores shared with the generator)\n");
-    println!("| route | backed by | load | req/s | p50 | p95 | p99 | 2xx/3xx | 429 | errors | CPU/req: stack | PostgreSQL | emulator | generator |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("The stack sheds (429, `Retry-After: 1`) beyond {max_in_flight} requests in flight (`LOCAL_MAX_IN_FLIGHT`); a closed-loop connection waits out a 429's `Retry-After`. p95 and CPU per request count every response; \"served\" columns only 2xx/3xx.\n");
+    println!("| route | backed by | load | responses/s | served/s | p50 | p95 | p99 | p95 served | 2xx/3xx | 429 | errors | CPU/req: stack | PostgreSQL | emulator | generator |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in all {
         let errors = if f.errors.is_empty() {
             "0".to_owned()
@@ -414,14 +434,16 @@ fn print_figures(all: &[Figures], stack_idle_per_second: f64) {
                 .join(", ")
         };
         println!(
-            "| {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs |",
+            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs |",
             f.route.label(),
             f.route.backing(),
             f.load,
             f.requests_per_second,
-            f.p50_ms,
-            f.p95_ms,
-            f.p99_ms,
+            f.served_per_second,
+            milliseconds(f.p50_ms),
+            milliseconds(f.p95_ms),
+            milliseconds(f.p99_ms),
+            milliseconds(f.p95_served_ms),
             f.ok,
             f.limited,
             errors,
@@ -440,23 +462,41 @@ fn print_figures(all: &[Figures], stack_idle_per_second: f64) {
 struct RoundTrips {
     route: Route,
     per_request: [f64; 3],
+    /// The stack's CPU per request (idle rate subtracted), µs: the handler's own cost, with
+    /// every dependency answering at once (none is saturated one request at a time).
+    stack_cpu_us: f64,
 }
 
 /// Requests per route, one at a time, through the counted stack (after a warm-up that opens
-/// the pool's connection and fills its statement cache).
-const COUNTED: u64 = 200;
+/// the pool's connection and fills its statement cache). 1,000 on the PostgreSQL routes, for
+/// `/proc`'s 10 ms CPU ticks to resolve a fraction of a millisecond per request; 200 on the
+/// emulator-backed ones, which cost milliseconds (and whose `TransactWriteItems` moto answers by
+/// deep-copying the whole table, so every call is slower than the last).
+fn counted(route: Route) -> u64 {
+    match route {
+        Route::PublicSurvey | Route::Me | Route::Quests => 1_000,
+        Route::AnswerSubmit | Route::StatusPoll | Route::Chat => 200,
+    }
+}
 const COUNT_WARMUP: u64 = 40;
 
 async fn count_round_trips(
     fixture: &Arc<Fixture>,
     server: SocketAddr,
+    stack_pid: u32,
     counters: &pg_proxy::Counters,
 ) -> anyhow::Result<Vec<RoundTrips>> {
-    // Background traffic (sweeper, pollers) over an idle spell, subtracted below.
-    let idle_start = (tokio::time::Instant::now(), counters.read());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Background traffic and CPU (sweeper, pollers) over an idle spell, subtracted below.
+    let idle_start = (
+        tokio::time::Instant::now(),
+        counters.read(),
+        procfs::tree_cpu(stack_pid),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let idle = counters.read().since(idle_start.1);
     let idle_seconds = idle_start.0.elapsed().as_secs_f64();
+    let idle_cpu_per_second =
+        (procfs::tree_cpu(stack_pid) - idle_start.2).as_secs_f64() / idle_seconds;
     let mut results = Vec::new();
     for (block, route) in (60u8..).zip(Route::ALL) {
         let make = requests(fixture, route, 0..USERS);
@@ -464,16 +504,23 @@ async fn count_round_trips(
         for n in 0..COUNT_WARMUP {
             client::exchange(&mut sender, make(n as usize, n)).await?;
         }
-        let started = (tokio::time::Instant::now(), counters.read());
+        let started = (
+            tokio::time::Instant::now(),
+            counters.read(),
+            procfs::tree_cpu(stack_pid),
+        );
         let mut statuses = BTreeMap::<u16, u64>::new();
-        for n in COUNT_WARMUP..COUNT_WARMUP + COUNTED {
+        let count = counted(route);
+        for n in COUNT_WARMUP..COUNT_WARMUP + count {
             let (status, _) = client::exchange(&mut sender, make(n as usize, n)).await?;
             *statuses.entry(status).or_default() += 1;
         }
         let counted = counters.read().since(started.1);
         let seconds = started.0.elapsed().as_secs_f64();
+        let cpu =
+            (procfs::tree_cpu(stack_pid) - started.2).as_secs_f64() - idle_cpu_per_second * seconds;
         let background = |total: u64, idle: u64| {
-            (total as f64 - idle as f64 * seconds / idle_seconds).max(0.0) / COUNTED as f64
+            (total as f64 - idle as f64 * seconds / idle_seconds).max(0.0) / count as f64
         };
         if statuses.keys().any(|s| !(200..300).contains(s)) {
             eprintln!("  {route:?}: statuses {statuses:?}");
@@ -485,22 +532,26 @@ async fn count_round_trips(
                 background(counted.parses, idle.parses),
                 background(counted.executes, idle.executes),
             ],
+            stack_cpu_us: cpu.max(0.0) * 1e6 / count as f64,
         });
     }
     Ok(results)
 }
 
 fn print_round_trips(all: &[RoundTrips]) {
-    println!("\n## PostgreSQL per request ({COUNTED} requests per route, one at a time, counted by a proxy)\n");
-    println!("| route | round trips | statements parsed | statements executed |");
-    println!("|---|---|---|---|");
+    println!("\n## PostgreSQL and stack CPU per request (1,000 requests per PostgreSQL route, 200 per emulator-backed one, one at a time; round trips counted by a proxy)\n");
+    println!(
+        "| route | round trips | statements parsed | statements executed | stack CPU/request |"
+    );
+    println!("|---|---|---|---|---|");
     for r in all {
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.0} µs |",
             r.route.label(),
             r.per_request[0],
             r.per_request[1],
-            r.per_request[2]
+            r.per_request[2],
+            r.stack_cpu_us
         );
     }
 }
