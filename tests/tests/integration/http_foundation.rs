@@ -253,7 +253,7 @@ async fn the_local_router_refuses_a_bad_in_flight_limit() {
         let outcome = api::local_router(app.state.clone(), |name| {
             (name == "LOCAL_MAX_IN_FLIGHT").then(|| bad.to_owned())
         });
-        let error = outcome.err().expect("a bad limit is refused");
+        let error = outcome.expect_err("a bad limit is refused");
         assert!(error.to_string().contains("LOCAL_MAX_IN_FLIGHT"), "{error}");
     }
 }
