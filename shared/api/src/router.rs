@@ -1,6 +1,5 @@
 //! Builds the router every entry point serves: routes, fallback, and the middleware stack.
 
-use anyhow::Context;
 use axum::{
     error_handling::HandleErrorLayer,
     extract::DefaultBodyLimit,
@@ -106,17 +105,13 @@ pub fn local_router(
     if environment("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         anyhow::bail!("the local router (with dev sign-in) cannot run inside AWS Lambda");
     }
-    let max_in_flight = match environment("LOCAL_MAX_IN_FLIGHT") {
-        None => LOCAL_MAX_IN_FLIGHT,
-        Some(value) => value
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| {
-                format!("LOCAL_MAX_IN_FLIGHT must be a positive whole number, not {value:?}")
-            })?,
-    };
+    let max_in_flight = platform::env::read(&environment, |env| {
+        let limit = env.optional("LOCAL_MAX_IN_FLIGHT", LOCAL_MAX_IN_FLIGHT);
+        if limit == 0 {
+            env.problem("LOCAL_MAX_IN_FLIGHT", "must be at least 1");
+        }
+        limit
+    })?;
     Ok(build(state, Deployment::Local { max_in_flight }))
 }
 

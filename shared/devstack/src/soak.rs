@@ -4,9 +4,9 @@
 //! ledger entry, every status `ready`, and what the dead-letter queues hold.
 //!
 //! Synthesize messages are seeded unsent and delivered by the soak itself (1–3 copies each, all
-//! shuffled, sent in that order as the queue drains: [`FEED_WINDOW`]). Render messages are published by the synthesize worker as in production; the soak
-//! watches the outbox and sends 0–2 extra copies of each at random moments over the next two
-//! seconds. Each persona crashes once at a pseudo-randomly chosen subset of the four boundaries
+//! shuffled, sent in that order as the queues drain: [`FEED_WINDOW`]). Render messages are
+//! published by the synthesize worker as in production; the soak watches the outbox and sends
+//! 0–2 extra copies of each at random moments over the next two seconds. Each persona crashes once at a pseudo-randomly chosen subset of the four boundaries
 //! (a third of the time at each), so every boundary crashes for thousands of jobs, and no job is
 //! made to fail five times in a row (which would dead-letter it, correctly but uselessly).
 
@@ -206,13 +206,13 @@ async fn backlog(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<(
 ///
 /// moto's SQS is linear in the depth of a queue on every call (each send and each message
 /// received computes all the queue's attributes, the three approximate counts among them, by
-/// scanning every message), so the 10,000 copies sent at once make the emulator quadratic: the first
-/// 10,000-message run crawled to 3 personas a minute; fed against the synthesize queue alone,
-/// the render queue's backlog grew instead. A window keeps the shuffled order and the
+/// scanning every message), so sending all ~10,000 copies at once made the emulator quadratic:
+/// that 10,000-message run crawled to 3 personas a minute. Topped up against the synthesize
+/// queue alone, the render queue's backlog grew instead. A window keeps the shuffled order and the
 /// duplicates; it only paces them, as a real queue's consumers would see a steady stream.
 const FEED_WINDOW: i64 = 400;
 
-/// The shuffled synthesize copies, sent in order as the queue drains.
+/// The shuffled synthesize copies, sent in order as the queues drain.
 struct Feed {
     bodies: Vec<String>,
     next: usize,
