@@ -1,9 +1,6 @@
 //! The AWS emulator (moto server) for SQS, S3 and DynamoDB, on a free loopback port.
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use anyhow::Context;
 
@@ -11,9 +8,6 @@ use crate::{
     children::{free_port, wait_for_port, Child},
     python,
 };
-
-/// moto's version, pinned so local runs and CI emulate the same behaviour.
-pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.1";
 
 pub struct Emulator {
     child: Child,
@@ -23,9 +17,8 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> anyhow::Result<Self> {
-        let python = python::interpreter_with("moto.server", MOTO_REQUIREMENT)?;
         let port = free_port()?;
-        let mut command = Command::new(python);
+        let mut command = python::Tool::Moto.python()?;
         command
             .args([
                 "-m",

@@ -1,8 +1,6 @@
 //! The OpenAPI document: valid OpenAPI 3.1 (checked by `openapi-spec-validator`, the reference
 //! validator), and every operation it lists is served by the router.
 
-use std::process::Command;
-
 use integration_tests::{repo_path, spawn_app, spawn_app_with, TestAppOptions};
 use serde_json::Value;
 
@@ -13,13 +11,9 @@ async fn the_document_is_valid_openapi_3_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, &document).unwrap();
-    let python = devstack::python::interpreter_with(
-        "openapi_spec_validator",
-        "openapi-spec-validator==0.9.0",
-    )
-    .unwrap();
-
-    let output = Command::new(python)
+    let output = devstack::python::Tool::OpenApiSpecValidator
+        .python()
+        .unwrap()
         .args(["-m", "openapi_spec_validator", "--schema", "3.1.0"])
         .arg(&file)
         .output()
@@ -163,8 +157,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403",
 /// 5xx. The example count keeps the run near a minute on two cores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_true_to_its_document() {
-    let python =
-        devstack::python::interpreter_with("schemathesis", "schemathesis==4.32.5").unwrap();
+    let python = devstack::python::Tool::Schemathesis.python().unwrap();
     let app = spawn_app().await;
     let _workers = app.start_workers(app.saga(&[]).await).await;
     let owner = app.owner_with_ready_persona("contract@example.com").await;
@@ -206,7 +199,7 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
         .replace("{other_survey}", surveys[1].trim_matches('"'));
     std::fs::write(dir.path().join("schemathesis.toml"), config).unwrap();
 
-    let mut command = tokio::process::Command::new(python);
+    let mut command = tokio::process::Command::from(python);
     command
         .current_dir(dir.path())
         .args([

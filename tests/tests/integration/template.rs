@@ -1,6 +1,6 @@
 //! `template.yaml` passes cfn-lint, and declares what the foundation promises.
 
-use std::{cell::RefCell, collections::BTreeSet, process::Command};
+use std::{cell::RefCell, collections::BTreeSet};
 
 use devstack::template::Template;
 use integration_tests::repo_path;
@@ -11,9 +11,9 @@ use platform::{
 
 #[test]
 fn the_template_passes_cfn_lint() {
-    let python = devstack::python::interpreter_with("cfnlint", "cfn-lint==1.51.0").unwrap();
-
-    let output = Command::new(python)
+    let output = devstack::python::Tool::CfnLint
+        .python()
+        .unwrap()
         .args([
             "-c",
             "import sys; from cfnlint.runner import main; sys.exit(main())",
