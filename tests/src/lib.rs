@@ -14,6 +14,7 @@ use std::{
 pub mod google;
 
 use api::AppState;
+use api::HttpApiConfig;
 use devstack::{
     emulator::Emulator,
     postgres::TempPostgres,
@@ -21,7 +22,7 @@ use devstack::{
     stack::{create_database_from, function_config},
     template::Template,
 };
-use platform::{aws::AwsClients, HttpApiConfig};
+use platform::aws::AwsClients;
 use serde_json::{json, Value};
 
 /// The Google client id the test app is configured with.

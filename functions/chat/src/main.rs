@@ -2,8 +2,9 @@
 //! replies stream as Server-Sent Events (API Gateway's HTTP API cannot stream). Callers
 //! authenticate with our access token, like on every route.
 
+use chat::config::ChatConfig;
 use lambda_http::Error;
-use platform::{aws::AwsClients, ChatConfig, FunctionConfig};
+use platform::{aws::AwsClients, FunctionConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

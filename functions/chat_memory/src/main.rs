@@ -2,9 +2,10 @@
 //! memory note.
 
 use aws_lambda_events::sqs::SqsEvent;
+use chat::config::ChatMemoryConfig;
 use chat::memory::MemoryWorker;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use platform::{aws::AwsClients, ChatMemoryConfig, FunctionConfig};
+use platform::{aws::AwsClients, FunctionConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

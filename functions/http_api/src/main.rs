@@ -1,7 +1,8 @@
 //! The HTTP Lambda: every command and query route of the API, behind API Gateway's HTTP API.
 
+use api::HttpApiConfig;
 use lambda_http::Error;
-use platform::{aws::AwsClients, FunctionConfig, HttpApiConfig};
+use platform::{aws::AwsClients, FunctionConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -2,7 +2,8 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use platform::{aws::AwsClients, FunctionConfig, RenderConfig};
+use platform::{aws::AwsClients, FunctionConfig};
+use saga::RenderConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

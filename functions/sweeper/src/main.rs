@@ -2,7 +2,8 @@
 //! prune; and, when ops invoke it so, re-render cards after a design change.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use platform::{aws::AwsClients, FunctionConfig, SweeperConfig};
+use platform::{aws::AwsClients, FunctionConfig};
+use saga::SweeperConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

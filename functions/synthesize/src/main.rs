@@ -2,7 +2,8 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use platform::{aws::AwsClients, FunctionConfig, SynthesizeConfig};
+use platform::{aws::AwsClients, FunctionConfig};
+use saga::SynthesizeConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

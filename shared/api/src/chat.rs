@@ -19,6 +19,7 @@
 
 use std::{convert::Infallible, sync::Arc};
 
+use ::auth::AccessTokens;
 use axum::{
     extract::{FromRef, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -28,11 +29,12 @@ use axum::{
     },
     Extension, Json,
 };
+use chat::config::ChatConfig;
 use chat::{Begun, ChatError, ChatMessage, Exchange, Role, Source};
 use chrono::{DateTime, Utc};
 use domain::text::patterns;
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
-use platform::{aws::AwsClients, aws::Table, clock, db, outbox::Publisher, ChatConfig};
+use platform::{aws::AwsClients, aws::Table, clock, db, outbox::Publisher};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -40,7 +42,7 @@ use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    auth::{tokens::AccessTokens, AuthUser},
+    auth::AuthUser,
     error::{ErrorBody, ErrorObject},
     extract::ApiQuery,
     idempotency::{IdempotencyKey, REPLAYED_HEADER},
@@ -62,7 +64,7 @@ impl FromRef<AppState> for ChatApi {
     fn from_ref(state: &AppState) -> Self {
         Self {
             chat: state.chat.clone(),
-            tokens: state.tokens.clone(),
+            tokens: state.auth.tokens.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod chat;
 pub mod client_address;
+pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -18,6 +19,7 @@ pub mod social;
 pub mod state;
 pub mod surveys;
 
+pub use config::HttpApiConfig;
 pub use error::{ApiError, Problem};
 pub use router::{
     chat_router, local_router, openapi_document, router, with_middleware, LOCAL_MAX_IN_FLIGHT,

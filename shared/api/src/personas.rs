@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use domain::{
     archetypes::Archetype, personas::PersonaStatus, surveys::RESPONSE_THRESHOLD, synthesis::Stats,
 };
-use personas::{rows::status_of, PersonaError, PersonaRow, Started};
+use personas::{status::status_of, PersonaError, PersonaVersion, Started};
 use serde::{Deserialize, Serialize};
 use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
@@ -102,7 +102,7 @@ pub struct PersonaPatch {
 
 /// A 202 the client should poll: the job's status, with `Location` (replayable under an
 /// `Idempotency-Key`).
-fn accepted(row: &PersonaRow) -> Result<Replayable, ApiError> {
+fn accepted(row: &PersonaVersion) -> Result<Replayable, ApiError> {
     Ok(Replayable {
         status: StatusCode::ACCEPTED,
         body: serde_json::to_value(status_of(row)).map_err(anyhow::Error::from)?,
@@ -200,11 +200,7 @@ pub async fn persona_status(
     user: AuthUser,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (status, sequence) = state
-        .status
-        .get(user.id)
-        .await?
-        .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0));
+    let (status, sequence) = state.personas.status(user.id).await?;
     // The answer count changes without a new status sequence, so it is part of the tag.
     let etag = format!("\"{sequence}.{}\"", status.new_responses);
     let running = status.state.is_running();
@@ -250,13 +246,13 @@ pub async fn my_persona(
 ) -> Result<Json<PersonaView>, ApiError> {
     let row = state
         .personas
-        .latest_with_cards(user.id)
+        .current(user.id)
         .await?
         .ok_or(PersonaError::NoPersona)?;
     Ok(Json(view(&state, &row).await?))
 }
 
-pub async fn view(state: &AppState, row: &PersonaRow) -> Result<PersonaView, ApiError> {
+pub async fn view(state: &AppState, row: &PersonaVersion) -> Result<PersonaView, ApiError> {
     let (Some(name), Some(archetype), Some(stats)) = (row.name.clone(), row.archetype, row.stats)
     else {
         return Err(anyhow::anyhow!("a ready persona without its synthesis").into());

@@ -10,14 +10,11 @@ use platform::{
     db,
     outbox::Publisher,
     rate_limit::RateLimiter,
-    status::StatusStore,
-    HttpApiConfig,
 };
 
-use crate::{
-    auth::{google::GoogleVerifier, tokens::AccessTokens},
-    idempotency::Idempotency,
-};
+use ::auth::{AccessTokens, Auth};
+
+use crate::{idempotency::Idempotency, HttpApiConfig};
 
 /// Shared handles: cheap to clone (everything inside is reference-counted).
 #[derive(Clone)]
@@ -26,11 +23,9 @@ pub struct AppState {
     pub db: deadpool_postgres::Pool,
     pub aws: AwsClients,
     pub clock: Arc<dyn Clock>,
-    pub tokens: Arc<AccessTokens>,
-    pub google: Arc<GoogleVerifier>,
+    pub auth: Auth,
     pub limits: RateLimiter,
     pub idempotency: Idempotency,
-    pub status: StatusStore,
     pub surveys: surveys::Surveys,
     pub personas: personas::Personas,
     pub quests: quests::Quests,
@@ -41,7 +36,7 @@ pub struct AppState {
 
 impl axum::extract::FromRef<AppState> for Arc<AccessTokens> {
     fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
+        state.auth.tokens.clone()
     }
 }
 
@@ -59,9 +54,6 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let pool = db::pool(&config.database)?;
         let table = Table::new(&aws.dynamodb, &config.table_name);
-        let status = StatusStore {
-            table: table.clone(),
-        };
         let publisher = Publisher::new(aws.sqs.clone(), config.queues.clone());
         let limits = RateLimiter {
             table: table.clone(),
@@ -71,10 +63,12 @@ impl AppState {
             s3: aws.s3.clone(),
             bucket: config.cards_bucket.clone(),
         };
-        let http = || {
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
+        let personas = personas::Personas {
+            db: pool.clone(),
+            status: personas::StatusStore {
+                table: table.clone(),
+            },
+            publisher: publisher.clone(),
         };
         Ok(Self {
             surveys: surveys::Surveys {
@@ -83,14 +77,9 @@ impl AppState {
                 day_keys: Arc::new(surveys::anonymity::DayKeys::new(table.clone())),
                 limits: limits.clone(),
                 clock: clock.clone(),
-                publisher: publisher.clone(),
-                status: status.clone(),
+                personas: personas.clone(),
             },
-            personas: personas::Personas {
-                db: pool.clone(),
-                status: status.clone(),
-                publisher: publisher.clone(),
-            },
+            personas,
             quests: quests::Quests {
                 db: pool.clone(),
                 clock: clock.clone(),
@@ -110,19 +99,12 @@ impl AppState {
                 limits: limits.clone(),
                 cards,
             },
-            tokens: Arc::new(AccessTokens::new(&config.identity, clock.clone())),
-            google: Arc::new(GoogleVerifier::new(
-                &config.identity.google_client_id,
-                &config.identity.google_jwks_url,
-                http,
-                clock.clone(),
-            )),
+            auth: Auth::new(&config.identity, pool.clone(), clock.clone()),
             idempotency: Idempotency {
                 table,
                 clock: clock.clone(),
             },
             limits,
-            status,
             db: pool,
             clock,
             config: Arc::new(config),

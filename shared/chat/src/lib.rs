@@ -21,6 +21,7 @@
 //! No message text is ever logged, queued or stored in the clear.
 
 pub mod bond;
+pub mod config;
 pub mod context;
 pub mod lines;
 pub mod memory;
@@ -45,7 +46,6 @@ use llm::{
 use platform::{
     aws::Table,
     clock::Clock,
-    config::ChatSettings,
     crypto::{AnswerCipher, Sealed},
     cursor::{Cursor, InvalidPage, Page, PageRequest},
     events::{self, EventKind},
@@ -59,6 +59,7 @@ use tracing::{info, warn, Instrument};
 use uuid::Uuid;
 
 pub use bond::Bond;
+use config::ChatSettings;
 use memory::{SummarizeJob, MEMORY_EVERY};
 use moderation::Moderation;
 use reply::{EchoDetected, ReplyFilter};

@@ -23,8 +23,9 @@ use platform::{
     crypto::AnswerCipher,
     db,
     worker::{process_batch, Message, SqsQueueOps, StepError},
-    ChatMemoryConfig,
 };
+
+use crate::config::ChatMemoryConfig;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn, Instrument};

@@ -6,8 +6,8 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use crate::config::ModerationSettings;
 use anyhow::{bail, Context};
-use platform::config::ModerationSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 

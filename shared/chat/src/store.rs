@@ -6,13 +6,15 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use domain::archetypes::Archetype;
-use platform::db::Statements;
+use platform::db::CachedStatements;
 use platform::{crypto::Sealed, cursor::Cursor};
 use uuid::Uuid;
 
+use personas::versions::{self, Current};
+
 use crate::{bond, Role, Source};
 
-/// The persona that answers: the owner's newest version that reached `ready` (it keeps
+/// The persona that answers: the owner's current version (`personas::versions::SHOWN`; it keeps
 /// speaking while a newer version is synthesized or its card re-rendered).
 #[derive(Debug, Clone)]
 pub struct Persona {
@@ -28,34 +30,23 @@ pub enum Speaking {
     NoPersona,
 }
 
+/// The persona that speaks, in one round trip.
 pub async fn speaking_persona(
     client: &impl GenericClient,
     owner_id: Uuid,
 ) -> anyhow::Result<Speaking> {
-    // One round trip: a version with cards first, the newest first.
-    let row = client
-        .query_opt_cached(
-            "SELECT id, archetype, system_prompt, cards IS NOT NULL AND system_prompt IS NOT NULL
-             FROM personas WHERE owner_id = $1
-             ORDER BY (cards IS NOT NULL AND system_prompt IS NOT NULL) DESC, version DESC LIMIT 1",
-            &[&owner_id],
-        )
-        .await
-        .context("finding the persona that speaks")?;
-    let Some(row) = row else {
-        return Ok(Speaking::NoPersona);
+    let version = match versions::current_or_why(client, owner_id).await? {
+        Current::Shown(version) => version,
+        Current::NotYet => return Ok(Speaking::NotReady),
+        Current::Nothing => return Ok(Speaking::NoPersona),
     };
-    if !row.get::<_, bool>(3) {
-        return Ok(Speaking::NotReady);
-    }
-    let archetype = row
-        .get::<_, Option<String>>(1)
-        .and_then(|a| serde_json::from_value(serde_json::Value::String(a)).ok())
-        .context("a ready persona without a known archetype")?;
+    let (Some(archetype), Some(system_prompt)) = (version.archetype, version.system_prompt) else {
+        anyhow::bail!("a shown persona without its synthesis");
+    };
     Ok(Speaking::Ready(Persona {
-        id: row.get(0),
+        id: version.id,
         archetype,
-        system_prompt: row.get(2),
+        system_prompt,
     }))
 }
 

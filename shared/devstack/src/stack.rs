@@ -3,7 +3,8 @@
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use anyhow::{bail, Context};
-use platform::{aws::AwsClients, ConfigError, FunctionConfig, HttpApiConfig};
+use api::HttpApiConfig;
+use platform::{aws::AwsClients, ConfigError, FunctionConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::{

@@ -6,12 +6,15 @@
 //! chat it streams replies ([`chat`]).
 
 pub mod chat;
+pub mod settings;
 pub mod voice;
 
 use std::time::Duration;
 
 use domain::synthesis::{rule_based, Brief, PersonaText};
 use serde_json::{json, Value};
+
+pub use settings::LlmSettings;
 
 /// Label of text written by the rule-based writer.
 pub const RULE_BASED: &str = "rule_based";

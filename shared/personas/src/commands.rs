@@ -1,15 +1,19 @@
-//! What the HTTP API asks of a persona: start a (new version of the) persona, retry a failed
-//! one, re-render the card in another theme, publish it. Each writes the row and the outbox
-//! message in one transaction, then publishes and rewrites the status.
+//! What the owner (and ops) ask of a persona: a new version, a retry of a failed one, the card
+//! in another theme, publishing. Each moves the version through the lifecycle and writes the
+//! outbox message in one transaction, then publishes and rewrites the status.
 
 use anyhow::Context;
-use domain::{personas::PersonaState, surveys::RESPONSE_THRESHOLD};
-use platform::db::Statements;
+use domain::{
+    personas::{PersonaState, Step},
+    surveys::RESPONSE_THRESHOLD,
+};
+use platform::db::CachedStatements;
 use uuid::Uuid;
 
 use crate::{
-    queue_step,
-    rows::{self, PersonaRow},
+    lifecycle::{self, Event},
+    transitions::{self, queue_step, Change, Guard},
+    versions::{self, PersonaVersion},
     Personas,
 };
 
@@ -34,9 +38,9 @@ pub enum PersonaError {
 /// What a start request did.
 pub enum Started {
     /// A job was already running (or nothing changed since the last one): it is returned.
-    Existing(PersonaRow),
+    Existing(PersonaVersion),
     /// A new persona version was queued.
-    New(PersonaRow),
+    New(PersonaVersion),
 }
 
 impl Personas {
@@ -56,7 +60,7 @@ impl Personas {
         tx.execute_cached("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner_id])
             .await
             .context("locking the owner")?;
-        let latest = rows::latest_of(&tx, owner_id).await?;
+        let latest = versions::latest_of(&tx, owner_id).await?;
         let survey = tx
             .query_opt_cached(
                 "SELECT id, response_count FROM surveys WHERE owner_id = $1 ORDER BY created_at DESC LIMIT 1",
@@ -88,38 +92,36 @@ impl Personas {
         if response_count < RESPONSE_THRESHOLD {
             return Err(PersonaError::NotEnoughResponses { response_count });
         }
+        let born = lifecycle::next(PersonaState::AwaitingResponses, Event::Refreshed)
+            .map_err(anyhow::Error::from)?;
         let row = tx
             .query_one_cached(
                 &format!(
                     "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count)
                      VALUES ($1, $2, $3, (SELECT COALESCE(max(version), 0) + 1 FROM personas WHERE owner_id = $2),
-                             'queued', 1, $4)
+                             $5, 1, $4)
                      RETURNING {}",
-                    rows::COLUMNS
+                    versions::COLUMNS
                 ),
-                &[&Uuid::now_v7(), &owner_id, &survey_id, &response_count],
+                &[&Uuid::now_v7(), &owner_id, &survey_id, &response_count, &born.as_str()],
             )
             .await
             .context("creating a persona version")?;
-        let row = rows::from_row(&row);
+        let row = versions::from_row(&row);
         let outbox_id = queue_step(&tx, &row, request_id).await?;
         tx.commit().await.context("committing the new version")?;
         drop(client);
         self.publisher.publish(&self.db, &[outbox_id]).await;
         self.write_progress(&row).await;
-        if let Err(error) = self.status.set_new_responses(owner_id, 0).await {
-            tracing::warn!(
-                error = platform::telemetry::describe(&error),
-                "could not reset the answer count"
-            );
-        }
+        // The new version sees every answer so far.
+        self.write_new_responses(owner_id, 0).await;
         Ok(Started::New(row))
     }
 
     /// The owner's newest persona job.
-    async fn latest(&self, owner_id: Uuid) -> Result<PersonaRow, PersonaError> {
+    async fn latest(&self, owner_id: Uuid) -> Result<PersonaVersion, PersonaError> {
         let client = self.connection().await?;
-        rows::latest_of(&client, owner_id)
+        versions::latest_of(&client, owner_id)
             .await?
             .ok_or(PersonaError::NoPersona)
     }
@@ -129,27 +131,18 @@ impl Personas {
         &self,
         owner_id: Uuid,
         request_id: Option<&str>,
-    ) -> Result<PersonaRow, PersonaError> {
+    ) -> Result<PersonaVersion, PersonaError> {
         let latest = self.latest(owner_id).await?;
         if latest.state != PersonaState::Failed {
             return Err(PersonaError::NotFailed);
         }
-        let render_only =
-            latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some();
-        let sql = if render_only {
-            "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
-                 render_generation = render_generation + 1, render_attempts = 0, render_started_at = NULL,
-                 render_finished_at = NULL, failed_step = NULL, error_code = NULL, error_retryable = NULL,
-                 updated_at = now()
-             WHERE id = $1 AND state = 'failed' AND state_version = $2"
+        let step = if latest.failed_step.as_deref() == Some("render_card") && latest.name.is_some()
+        {
+            Step::RenderCard
         } else {
-            "UPDATE personas SET state = 'queued', state_version = state_version + 1,
-                 synthesize_generation = synthesize_generation + 1, synthesize_attempts = 0, synthesize_started_at = NULL, synthesize_finished_at = NULL,
-                 render_attempts = 0, render_started_at = NULL, render_finished_at = NULL,
-                 failed_step = NULL, error_code = NULL, error_retryable = NULL, updated_at = now()
-             WHERE id = $1 AND state = 'failed' AND state_version = $2"
+            Step::Synthesize
         };
-        self.move_and_queue(&latest, sql, None, request_id)
+        self.move_and_queue(&latest, &Change::Retried(step), request_id)
             .await?
             .ok_or(PersonaError::NotFailed)
     }
@@ -160,7 +153,7 @@ impl Personas {
         owner_id: Uuid,
         theme: &str,
         request_id: Option<&str>,
-    ) -> Result<PersonaRow, PersonaError> {
+    ) -> Result<PersonaVersion, PersonaError> {
         let latest = self.latest(owner_id).await?;
         if latest.state == PersonaState::Rendering && latest.theme == theme {
             return Ok(latest);
@@ -170,33 +163,24 @@ impl Personas {
         }
         // The theme changes inside the compare-and-set: of two racing requests, the one that
         // wins also sets the theme its render will use.
-        let sql = "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
-                 theme = $3, render_generation = render_generation + 1, render_attempts = 0,
-                 render_started_at = NULL, render_finished_at = NULL, updated_at = now()
-             WHERE id = $1 AND state = 'ready' AND state_version = $2";
-        self.move_and_queue(&latest, sql, Some(theme), request_id)
+        let change = Change::RerenderRequested { theme: Some(theme) };
+        self.move_and_queue(&latest, &change, request_id)
             .await?
             .ok_or(PersonaError::NotReady)
     }
 
-    /// Runs the guarded `sql` (`$1` id, `$2` state_version, `$3` the theme when given) and
-    /// queues the step the row moved to, in one transaction.
+    /// Moves `row` by `change` and queues the step it moved to, in one transaction; then
+    /// publishes and writes the status. `None` when the row moved on meanwhile.
     async fn move_and_queue(
         &self,
-        row: &PersonaRow,
-        sql: &str,
-        theme: Option<&str>,
+        row: &PersonaVersion,
+        change: &Change<'_>,
         request_id: Option<&str>,
-    ) -> anyhow::Result<Option<PersonaRow>> {
+    ) -> anyhow::Result<Option<PersonaVersion>> {
         let mut client = self.connection().await?;
         let tx = client.transaction().await?;
-        let moved = match theme {
-            Some(theme) => {
-                rows::transition(&tx, sql, &[&row.id, &row.state_version, &theme]).await?
-            }
-            None => rows::transition(&tx, sql, &[&row.id, &row.state_version]).await?,
-        };
-        let Some(moved) = moved else {
+        let guard = Guard::Read(row.state_version);
+        let Some(moved) = transitions::apply(&tx, row.id, row.state, guard, change).await? else {
             return Ok(None);
         };
         let outbox_id = queue_step(&tx, &moved, request_id).await?;
@@ -217,12 +201,13 @@ impl Personas {
         let outdated = client
             .query_cached(
                 &format!(
-                    "SELECT {} FROM personas p
-                     WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
+                    "SELECT {columns} FROM personas p
+                     WHERE state = 'ready' AND {shown} AND card_design < $1
                        AND version = (SELECT max(version) FROM personas o
-                                      WHERE o.owner_id = p.owner_id AND o.cards IS NOT NULL)
+                                      WHERE o.owner_id = p.owner_id AND {shown})
                      ORDER BY id LIMIT $2",
-                    rows::COLUMNS
+                    columns = versions::COLUMNS,
+                    shown = versions::SHOWN
                 ),
                 &[&design, &limit],
             )
@@ -230,12 +215,9 @@ impl Personas {
             .context("finding cards on an older design")?;
         drop(client);
         let mut queued = 0;
-        for row in outdated.iter().map(rows::from_row) {
-            let sql = "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
-                     render_generation = render_generation + 1, render_attempts = 0,
-                     render_started_at = NULL, render_finished_at = NULL, updated_at = now()
-                 WHERE id = $1 AND state = 'ready' AND state_version = $2";
-            if self.move_and_queue(&row, sql, None, None).await?.is_some() {
+        let change = Change::RerenderRequested { theme: None };
+        for row in outdated.iter().map(versions::from_row) {
+            if self.move_and_queue(&row, &change, None).await?.is_some() {
                 queued += 1;
             }
         }
@@ -243,10 +225,13 @@ impl Personas {
             .connection()
             .await?
             .query_one_cached(
-                "SELECT count(*) FROM personas p
-                 WHERE state = 'ready' AND cards IS NOT NULL AND card_design < $1
-                   AND version = (SELECT max(version) FROM personas o
-                                  WHERE o.owner_id = p.owner_id AND o.cards IS NOT NULL)",
+                &format!(
+                    "SELECT count(*) FROM personas p
+                     WHERE state = 'ready' AND {shown} AND card_design < $1
+                       AND version = (SELECT max(version) FROM personas o
+                                      WHERE o.owner_id = p.owner_id AND {shown})",
+                    shown = versions::SHOWN
+                ),
                 &[&design],
             )
             .await
@@ -262,9 +247,9 @@ impl Personas {
         &self,
         owner_id: Uuid,
         is_public: bool,
-    ) -> Result<PersonaRow, PersonaError> {
+    ) -> Result<PersonaVersion, PersonaError> {
         let client = self.connection().await?;
-        let ready = rows::latest_with_cards(&client, owner_id)
+        let ready = versions::current(&client, owner_id)
             .await?
             .ok_or(PersonaError::NoPersona)?;
         client
@@ -275,6 +260,6 @@ impl Personas {
             )
             .await
             .context("publishing the persona")?;
-        Ok(PersonaRow { is_public, ..ready })
+        Ok(PersonaVersion { is_public, ..ready })
     }
 }

@@ -1,29 +1,40 @@
-//! Personas (F-002, F-004): the persona row and its queries, the commands the HTTP API issues
-//! (start a new version, retry, re-render, publish), the status read model writes the commands
-//! and the saga steps share, and links to the stored cards.
+//! Personas (F-002, F-004): the one owner of a persona's life.
 //!
-//! The saga's steps and sweeper (`shared/saga`) move the same rows through the same
-//! compare-and-set transitions; each transition's next message is queued through the outbox
-//! in the same transaction.
+//! - [`lifecycle`]: the states, the events that move them, and the table of legal transitions.
+//! - `transitions`: the only code that writes a version's state, asking [`lifecycle::next`] first
+//!   and writing as a compare-and-set.
+//! - [`status`]: the DynamoDB read model clients poll, written only here, after each transition.
+//! - [`versions`]: the rows and the one rule for which version is shown ([`versions::SHOWN`]).
+//! - [`commands`]: what the owner asks (a new version, retry, another theme, publish).
+//! - [`steps`]: what the saga's workers and sweeper ask (start, finish or fail a step, re-drive).
+//! - [`threshold`]: the survey's third answer, stored by the database-side twin of the
+//!   `threshold reached` transition.
+//!
+//! Every transition that queues the next step writes its outbox message in the same
+//! transaction; the status write follows the commit (DynamoDB cannot join the transaction) and
+//! carries a sequence number, so a lost write is repaired by the next one and a late one is
+//! ignored.
 
 pub mod cards;
 pub mod commands;
-pub mod rows;
+pub mod lifecycle;
+pub mod status;
+pub mod steps;
+pub mod threshold;
+mod transitions;
+pub mod versions;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use domain::personas::{status_sequence, RenderJob, SynthesizeJob};
-use platform::{
-    outbox::{self, Publisher, Queue},
-    status::StatusStore,
-    worker::StepError,
-};
+use domain::personas::{status_sequence, PersonaStatus};
+use platform::{outbox::Publisher, telemetry::describe, worker::StepError};
 use uuid::Uuid;
 
 pub use commands::{PersonaError, Started};
-pub use rows::{PersonaRow, StoredCard};
+pub use status::StatusStore;
+pub use versions::{PersonaVersion, StoredCard};
 
-/// The persona commands and queries, and the status writes every step shares.
+/// The persona commands and queries, and the status writes every transition shares.
 #[derive(Clone)]
 pub struct Personas {
     pub db: Pool,
@@ -37,108 +48,57 @@ impl Personas {
         self.db.get().await.context("connecting to PostgreSQL")
     }
 
-    /// A pooled connection for a step; failing to get one is worth a retry.
-    pub async fn client(&self) -> Result<deadpool_postgres::Object, StepError> {
-        self.connection().await.map_err(StepError::retryable)
+    /// The owner's newest shown version (see [`versions::SHOWN`]).
+    pub async fn current(&self, owner_id: Uuid) -> anyhow::Result<Option<PersonaVersion>> {
+        versions::current(&self.connection().await?, owner_id).await
     }
 
-    /// The persona a step message names, with the connection it was read on; an unknown
-    /// persona can never succeed, so its message is dead-lettered at once.
-    pub async fn load_for_step(
-        &self,
-        id: Uuid,
-    ) -> Result<(deadpool_postgres::Object, PersonaRow), StepError> {
-        let client = self.client().await?;
-        match rows::load(&client, id)
-            .await
-            .map_err(StepError::retryable)?
-        {
-            Some(row) => Ok((client, row)),
-            None => {
-                tracing::warn!(persona_id = %id, "a step message for an unknown persona");
-                Err(StepError::permanent("unknown_persona"))
-            }
-        }
+    /// What the polling client sees, from DynamoDB only, with its sequence number (0 and
+    /// `awaiting_responses` before the owner's first survey).
+    pub async fn status(&self, owner_id: Uuid) -> anyhow::Result<(PersonaStatus, i64)> {
+        Ok(self
+            .status
+            .get(owner_id)
+            .await?
+            .unwrap_or_else(|| (PersonaStatus::awaiting_responses(), 0)))
     }
 
-    /// The owner's newest persona that has cards (see [`rows::latest_with_cards`]).
-    pub async fn latest_with_cards(&self, owner_id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
-        rows::latest_with_cards(&self.connection().await?, owner_id).await
-    }
-
-    /// Rewrites the status read model from `row` (ignored when a newer status is stored).
-    pub async fn write_status(&self, row: &PersonaRow) -> anyhow::Result<()> {
-        let status = rows::status_of(row);
-        let sequence = status_sequence(row.version, row.state_version);
+    /// Rewrites the status read model from `version` (ignored when a newer status is stored).
+    async fn write_status(&self, version: &PersonaVersion) -> anyhow::Result<()> {
+        let status = status::status_of(version);
+        let sequence = status_sequence(version.version, version.state_version);
         self.status
-            .put(row.owner_id, sequence, &status)
+            .put(version.owner_id, sequence, &status)
             .await
             .map(|_| ())
     }
 
     /// A progress write (`synthesizing`, `rendering` started): a later write supersedes it, so a
     /// failure is only logged.
-    pub async fn write_progress(&self, row: &PersonaRow) {
-        if let Err(error) = self.write_status(row).await {
-            tracing::warn!(persona_id = %row.id, error = platform::telemetry::describe(&error), "could not write the status");
+    async fn write_progress(&self, version: &PersonaVersion) {
+        if let Err(error) = self.write_status(version).await {
+            tracing::warn!(persona_id = %version.id, error = describe(&error), "could not write the status");
         }
     }
 
     /// A terminal or hand-over write (`rendering` after synthesis, `ready`, `failed`): nothing
     /// else would write it, so a failure makes the step retry (the redelivery finds the row
     /// moved on and only rewrites the status).
-    pub async fn write_final_status(&self, row: &PersonaRow) -> Result<(), StepError> {
-        self.write_status(row)
+    async fn write_final_status(&self, version: &PersonaVersion) -> Result<(), StepError> {
+        self.write_status(version)
             .await
             .map_err(|error| StepError::retryable(error.context("writing the status")))
     }
 
-    /// Marks the persona failed at `step` with `code` (CAS from its current, running state).
-    pub async fn fail(
-        &self,
-        row: &PersonaRow,
-        step: &str,
-        code: &str,
-        retryable: bool,
-    ) -> Result<(), StepError> {
-        let client = self.client().await?;
-        let failed = rows::transition(
-            &client,
-            "UPDATE personas SET state = 'failed', state_version = state_version + 1,
-                 failed_step = $3, error_code = $4, error_retryable = $5, updated_at = now()
-             WHERE id = $1 AND state_version = $2 AND state IN ('queued', 'synthesizing', 'rendering')",
-            &[&row.id, &row.state_version, &step, &code, &retryable],
-        )
-        .await
-        .map_err(StepError::retryable)?;
-        match failed {
-            Some(failed) => self.write_final_status(&failed).await,
-            None => Ok(()),
-        }
-    }
-}
-
-/// Queues the message of the step `row` is in: render for `rendering`, synthesize otherwise.
-/// Written inside the caller's transaction; publish the returned outbox id after commit.
-pub async fn queue_step(
-    client: &impl deadpool_postgres::GenericClient,
-    row: &PersonaRow,
-    request_id: Option<&str>,
-) -> anyhow::Result<Uuid> {
-    match row.state {
-        domain::personas::PersonaState::Rendering => {
-            let job = RenderJob {
-                persona_id: row.id,
-                generation: row.render_generation,
-            };
-            outbox::enqueue(client, Queue::Render, &job, request_id).await
-        }
-        _ => {
-            let job = SynthesizeJob {
-                persona_id: row.id,
-                generation: Some(row.synthesize_generation),
-            };
-            outbox::enqueue(client, Queue::Synthesize, &job, request_id).await
+    /// Records how many answers no version has seen (the status shows how many more a new
+    /// version needs). A lost or reordered write is corrected by the next answer.
+    async fn write_new_responses(&self, owner_id: Uuid, new_responses: i32) {
+        let count = new_responses.max(0).unsigned_abs();
+        if let Err(error) = self.status.set_new_responses(owner_id, count).await {
+            tracing::warn!(
+                error = describe(&error),
+                "could not write the answer count to the status"
+            );
         }
     }
 }

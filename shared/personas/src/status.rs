@@ -1,14 +1,15 @@
-//! The persona status read model in DynamoDB: one item per owner, rewritten on every saga
-//! transition, read by the polling route without touching PostgreSQL. Writes carry a sequence
-//! number and only a higher one replaces the item, so a late or duplicate writer can never move
-//! the status backwards.
+//! The persona status read model in DynamoDB: one item per owner, rewritten by this crate after
+//! every transition of the owner's newest version, read by the polling route without touching
+//! PostgreSQL. Writes carry a sequence number and only a higher one replaces the item, so a late
+//! or duplicate writer can never move the status backwards. Only this crate writes it.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
-use domain::personas::PersonaStatus;
-
-use crate::aws::Table;
+use domain::personas::{PersonaState, PersonaStatus, StatusError, Step, StepState, StepStatus};
+use platform::aws::Table;
 use uuid::Uuid;
+
+use crate::versions::PersonaVersion;
 
 #[derive(Debug, Clone)]
 pub struct StatusStore {
@@ -22,7 +23,7 @@ fn key(owner_id: Uuid) -> AttributeValue {
 impl StatusStore {
     /// Writes `status` if `sequence` is newer than what is stored; returns whether it did. The
     /// answer count ([`StatusStore::set_new_responses`]) is kept.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         owner_id: Uuid,
         sequence: i64,
@@ -57,7 +58,7 @@ impl StatusStore {
     /// Records how many answers no persona version has seen (after each answer, and 0 when a
     /// version is made). Two answers racing may write out of order; the next answer corrects
     /// it. No status yet (its first write failed): nothing to add the count to.
-    pub async fn set_new_responses(
+    pub(crate) async fn set_new_responses(
         &self,
         owner_id: Uuid,
         new_responses: u32,
@@ -120,5 +121,66 @@ impl StatusStore {
             .unwrap_or(0);
         let status: PersonaStatus = serde_json::from_str(doc)?;
         Ok(Some((status.with_new_responses(new_responses), seq)))
+    }
+}
+
+/// What clients see while polling, derived from the row.
+pub fn status_of(row: &PersonaVersion) -> PersonaStatus {
+    use PersonaState::*;
+    let failed_at = |step: &str| row.state == Failed && row.failed_step.as_deref() == Some(step);
+    let synthesize = match row.state {
+        Queued => StepState::Pending,
+        Synthesizing => StepState::Running,
+        _ if failed_at("synthesize") => StepState::Failed,
+        _ => StepState::Done,
+    };
+    let render = match row.state {
+        Queued | Synthesizing => StepState::Pending,
+        Rendering => StepState::Running,
+        Ready => StepState::Done,
+        _ if failed_at("render_card") => StepState::Failed,
+        _ => StepState::Pending,
+    };
+    let step = match row.state {
+        Queued | Synthesizing => Some(Step::Synthesize),
+        Rendering => Some(Step::RenderCard),
+        Failed if row.failed_step.as_deref() == Some("render_card") => Some(Step::RenderCard),
+        Failed => Some(Step::Synthesize),
+        _ => None,
+    };
+    let attempt = match step {
+        Some(Step::Synthesize) => row.synthesize_attempts,
+        Some(Step::RenderCard) => row.render_attempts,
+        None => 0,
+    };
+    PersonaStatus {
+        state: row.state,
+        step,
+        attempt: attempt.max(0) as u32,
+        steps: vec![
+            StepStatus {
+                name: Step::Synthesize,
+                status: synthesize,
+                started_at: row.synthesize_started_at,
+                finished_at: row.synthesize_finished_at,
+                attempts: row.synthesize_attempts.max(0) as u32,
+            },
+            StepStatus {
+                name: Step::RenderCard,
+                status: render,
+                started_at: row.render_started_at,
+                finished_at: row.render_finished_at,
+                attempts: row.render_attempts.max(0) as u32,
+            },
+        ],
+        error: (row.state == Failed).then(|| StatusError {
+            code: row.error_code.clone().unwrap_or_else(|| "failed".into()),
+            retryable: row.error_retryable.unwrap_or(true),
+        }),
+        persona_id: Some(row.id),
+        version: Some(row.version),
+        // Filled in from the read model's answer count when the status is read.
+        new_responses: 0,
+        responses_needed: domain::personas::responses_needed(0),
     }
 }

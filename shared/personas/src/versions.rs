@@ -1,16 +1,12 @@
-//! The persona row in PostgreSQL, the saga's source of truth, and the queries on it. Every
-//! transition is a compare-and-set on (state, state_version) and bumps `state_version`, so a
-//! duplicate, late or reordered message finds the row moved on and does nothing.
+//! Persona versions in PostgreSQL, the saga's source of truth: the row, the queries that read
+//! it, and [`SHOWN`], the one rule for which version is the owner's persona. Rows change only
+//! through `transitions` (the lifecycle's writer).
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use domain::{
-    archetypes::Archetype,
-    personas::{PersonaState, PersonaStatus, StatusError, Step, StepState, StepStatus},
-    synthesis::Stats,
-};
-use platform::db::Statements;
+use domain::{archetypes::Archetype, personas::PersonaState, synthesis::Stats};
+use platform::db::CachedStatements;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,8 +19,9 @@ pub struct StoredCard {
     pub height: u32,
 }
 
+/// One version of an owner's persona (a row of `personas`).
 #[derive(Debug, Clone)]
-pub struct PersonaRow {
+pub struct PersonaVersion {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub survey_id: Uuid,
@@ -56,6 +53,15 @@ pub struct PersonaRow {
     pub render_started_at: Option<DateTime<Utc>>,
     pub render_finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The chat instructions the synthesis wrote; never sent to a client.
+    pub system_prompt: Option<String>,
+}
+
+impl PersonaVersion {
+    /// Whether this version is shown (see [`SHOWN`]).
+    pub fn is_shown(&self) -> bool {
+        !self.cards.is_empty()
+    }
 }
 
 /// The columns [`from_row`] reads. `is_public` is the owner's choice for their persona as a
@@ -66,9 +72,9 @@ pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_versio
     persona_is_public(owner_id) AS is_public, \
     bond_level, failed_step, error_code, error_retryable, \
     synthesize_attempts, render_attempts, synthesize_started_at, synthesize_finished_at, \
-    render_started_at, render_finished_at, created_at, synthesize_generation";
+    render_started_at, render_finished_at, created_at, synthesize_generation, system_prompt";
 
-pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
+pub fn from_row(row: &tokio_postgres::Row) -> PersonaVersion {
     let stat = |i: usize| row.get::<_, Option<i16>>(i).map(|v| v.clamp(0, 100) as u8);
     let stats = match (stat(11), stat(12), stat(13), stat(14)) {
         (Some(charisma), Some(intellect), Some(kindness), Some(energy)) => Some(Stats {
@@ -79,7 +85,7 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
         }),
         _ => None,
     };
-    PersonaRow {
+    PersonaVersion {
         id: row.get(0),
         owner_id: row.get(1),
         survey_id: row.get(2),
@@ -117,6 +123,7 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaRow {
         render_finished_at: row.get(29),
         created_at: row.get(30),
         synthesize_generation: row.get(31),
+        system_prompt: row.get(32),
     }
 }
 
@@ -125,7 +132,7 @@ async fn select_one(
     client: &impl GenericClient,
     condition: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> anyhow::Result<Option<PersonaRow>> {
+) -> anyhow::Result<Option<PersonaVersion>> {
     let row = client
         .query_opt_cached(
             &format!("SELECT {COLUMNS} FROM personas {condition}"),
@@ -136,7 +143,7 @@ async fn select_one(
     Ok(row.as_ref().map(from_row))
 }
 
-pub async fn load(client: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<PersonaRow>> {
+pub async fn load(client: &impl GenericClient, id: Uuid) -> anyhow::Result<Option<PersonaVersion>> {
     select_one(client, "WHERE id = $1", &[&id]).await
 }
 
@@ -144,7 +151,7 @@ pub async fn load(client: &impl GenericClient, id: Uuid) -> anyhow::Result<Optio
 pub async fn latest_of(
     client: &impl GenericClient,
     owner_id: Uuid,
-) -> anyhow::Result<Option<PersonaRow>> {
+) -> anyhow::Result<Option<PersonaVersion>> {
     select_one(
         client,
         "WHERE owner_id = $1 ORDER BY version DESC LIMIT 1",
@@ -153,90 +160,68 @@ pub async fn latest_of(
     .await
 }
 
-/// The owner's newest persona that has cards: ready, or re-rendering (or failed re-rendering)
-/// in another theme, in which case its last cards are still good.
-pub async fn latest_with_cards(
+/// The rule every reader shares: a version is **shown** once it has cards. It reached `ready`
+/// once, and stays shown while it is re-rendered in another theme (or that re-render failed):
+/// its last cards are still good. The owner's newest shown version is their persona: it speaks
+/// in chat, `GET /v1/personas/me` returns it, and when the owner publishes, it is the public
+/// view, the share page and its image, and the other side of a compatibility score.
+pub const SHOWN: &str = "cards IS NOT NULL";
+
+/// The owner's newest shown version (see [`SHOWN`]).
+pub async fn current(
     client: &impl GenericClient,
     owner_id: Uuid,
-) -> anyhow::Result<Option<PersonaRow>> {
+) -> anyhow::Result<Option<PersonaVersion>> {
     select_one(
         client,
-        "WHERE owner_id = $1 AND cards IS NOT NULL ORDER BY version DESC LIMIT 1",
+        &format!("WHERE owner_id = $1 AND {SHOWN} ORDER BY version DESC LIMIT 1"),
         &[&owner_id],
     )
     .await
 }
 
-/// Runs `sql` (an UPDATE ... RETURNING {COLUMNS}) and returns the moved row, if the CAS held.
-pub async fn transition(
-    db: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> anyhow::Result<Option<PersonaRow>> {
-    let row = db
-        .query_opt_cached(&format!("{sql} RETURNING {COLUMNS}"), params)
-        .await
-        .context("moving a persona")?;
-    Ok(row.as_ref().map(from_row))
+/// What the owner has to show, in one round trip.
+pub enum Current {
+    /// Their newest shown version.
+    Shown(PersonaVersion),
+    /// A version exists, none is shown yet (the first is still being made, or failed).
+    NotYet,
+    /// No version at all.
+    Nothing,
 }
 
-/// What clients see while polling, derived from the row.
-pub fn status_of(row: &PersonaRow) -> PersonaStatus {
-    use PersonaState::*;
-    let failed_at = |step: &str| row.state == Failed && row.failed_step.as_deref() == Some(step);
-    let synthesize = match row.state {
-        Queued => StepState::Pending,
-        Synthesizing => StepState::Running,
-        _ if failed_at("synthesize") => StepState::Failed,
-        _ => StepState::Done,
-    };
-    let render = match row.state {
-        Queued | Synthesizing => StepState::Pending,
-        Rendering => StepState::Running,
-        Ready => StepState::Done,
-        _ if failed_at("render_card") => StepState::Failed,
-        _ => StepState::Pending,
-    };
-    let step = match row.state {
-        Queued | Synthesizing => Some(Step::Synthesize),
-        Rendering => Some(Step::RenderCard),
-        Failed if row.failed_step.as_deref() == Some("render_card") => Some(Step::RenderCard),
-        Failed => Some(Step::Synthesize),
-        _ => None,
-    };
-    let attempt = match step {
-        Some(Step::Synthesize) => row.synthesize_attempts,
-        Some(Step::RenderCard) => row.render_attempts,
-        None => 0,
-    };
-    PersonaStatus {
-        state: row.state,
-        step,
-        attempt: attempt.max(0) as u32,
-        steps: vec![
-            StepStatus {
-                name: Step::Synthesize,
-                status: synthesize,
-                started_at: row.synthesize_started_at,
-                finished_at: row.synthesize_finished_at,
-                attempts: row.synthesize_attempts.max(0) as u32,
-            },
-            StepStatus {
-                name: Step::RenderCard,
-                status: render,
-                started_at: row.render_started_at,
-                finished_at: row.render_finished_at,
-                attempts: row.render_attempts.max(0) as u32,
-            },
-        ],
-        error: (row.state == Failed).then(|| StatusError {
-            code: row.error_code.clone().unwrap_or_else(|| "failed".into()),
-            retryable: row.error_retryable.unwrap_or(true),
-        }),
-        persona_id: Some(row.id),
-        version: Some(row.version),
-        // Filled in from the read model's answer count when the status is read.
-        new_responses: 0,
-        responses_needed: domain::personas::responses_needed(0),
-    }
+/// The owner's newest shown version, or why there is none.
+pub async fn current_or_why(
+    client: &impl GenericClient,
+    owner_id: Uuid,
+) -> anyhow::Result<Current> {
+    let newest = select_one(
+        client,
+        &format!("WHERE owner_id = $1 ORDER BY ({SHOWN}) DESC, version DESC LIMIT 1"),
+        &[&owner_id],
+    )
+    .await?;
+    Ok(match newest {
+        Some(version) if version.is_shown() => Current::Shown(version),
+        Some(_) => Current::NotYet,
+        None => Current::Nothing,
+    })
+}
+
+/// The newest shown version of the owner of version `id`, while that owner's persona is public
+/// (any version's id works, so old QR codes keep working). The owner id never leaves the query.
+pub async fn current_public(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> anyhow::Result<Option<PersonaVersion>> {
+    select_one(
+        client,
+        &format!(
+            "WHERE owner_id = (SELECT owner_id FROM personas WHERE id = $1)
+               AND {SHOWN} AND persona_is_public(owner_id)
+             ORDER BY version DESC LIMIT 1"
+        ),
+        &[&id],
+    )
+    .await
 }

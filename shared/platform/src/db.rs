@@ -13,7 +13,8 @@ use secrecy::ExposeSecret;
 use tokio_postgres::{types::ToSql, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::DatabaseConfig;
+use crate::env::{Env, Lookup};
+use secrecy::SecretString;
 
 refinery::embed_migrations!("migrations");
 
@@ -23,7 +24,7 @@ refinery::embed_migrations!("migrations");
 /// Describe, then Bind + Execute: two round trips, and PostgreSQL parses and plans every time).
 /// Statements must come from a bounded set of strings (constants, or formatted only from
 /// constants), never from values: each distinct string is cached per connection.
-pub trait Statements: GenericClient {
+pub trait CachedStatements: GenericClient {
     /// `query` with the statement cached.
     fn query_cached<'a>(
         &'a self,
@@ -73,7 +74,47 @@ pub trait Statements: GenericClient {
     }
 }
 
-impl<C: GenericClient + ?Sized> Statements for C {}
+impl<C: GenericClient + ?Sized> CachedStatements for C {}
+
+/// The PostgreSQL source of truth.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: libpq-style URL.
+    pub url: SecretString,
+    /// `DATABASE_CA_PEM` (PEM text) or `DATABASE_CA_FILE` (a path, e.g. a bundle in a Lambda
+    /// layer: Lambda's environment is limited to 4 KB): the CA certificates that signed the
+    /// database's certificate (for RDS, the region's bundle). When set, connections use TLS
+    /// verified against them; add `?sslmode=require` to `DATABASE_URL` to refuse plaintext.
+    /// Unset: no TLS (the local stack).
+    pub ca_pem: Option<String>,
+    /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
+    /// time, so a small pool keeps RDS connection counts proportional to concurrency.
+    pub pool_size: usize,
+}
+
+impl DatabaseConfig {
+    pub fn read(env: &mut Env<Lookup>) -> Self {
+        Self {
+            url: SecretString::from(env.required::<String>("DATABASE_URL")),
+            ca_pem: ca_bundle(env),
+            pool_size: env.optional("DB_POOL_SIZE", 2),
+        }
+    }
+}
+
+fn ca_bundle(env: &mut Env<Lookup>) -> Option<String> {
+    if let Some(pem) = env.get("DATABASE_CA_PEM") {
+        return Some(pem);
+    }
+    let path = env.get("DATABASE_CA_FILE")?;
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => Some(pem),
+        Err(error) => {
+            env.problem("DATABASE_CA_FILE", format!("cannot be read ({error})"));
+            None
+        }
+    }
+}
 
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
 /// start never waits on the database unless the request needs it.

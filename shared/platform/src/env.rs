@@ -30,6 +30,10 @@ impl fmt::Display for ConfigError {
 }
 
 /// Reads variables through a lookup and remembers what was wrong with them.
+/// The lookup every configuration reader takes: the process environment, or values the local
+/// stack and the tests supply.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 pub struct Env<F> {
     lookup: F,
     problems: BTreeMap<String, String>,

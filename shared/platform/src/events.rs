@@ -4,7 +4,7 @@
 //! The one other writer is the PL/pgSQL answer function (`submit_survey_response`, migration
 //! V5), which records `response_received` for the owner, stamped with the UTC day only.
 
-use crate::db::Statements;
+use crate::db::CachedStatements;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;

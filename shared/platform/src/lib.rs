@@ -14,12 +14,8 @@ pub mod metrics;
 pub mod outbox;
 pub mod rate_limit;
 pub mod secrets;
-pub mod status;
 pub mod telemetry;
 pub mod worker;
 
-pub use config::{
-    ChatConfig, ChatMemoryConfig, FunctionConfig, HttpApiConfig, RenderConfig, SweeperConfig,
-    SynthesizeConfig,
-};
+pub use config::FunctionConfig;
 pub use env::ConfigError;

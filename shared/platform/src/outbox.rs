@@ -7,11 +7,11 @@
 //!
 //! Adding a queue costs one [`Queue`] variant and its resources in `template.yaml` (the queue,
 //! its dead-letter queue and the `*_QUEUE_URL` / `*_DLQ_URL` variables of the functions that use
-//! it). The one other writer of `outbox` rows is the PL/pgSQL function that stores the third
-//! survey answer (`submit_survey_response`, migrations V3/V4): it queues synthesis in the same
-//! statement so the answer costs one round trip.
+//! it). The PL/pgSQL function that stores a survey answer (`submit_survey_response`, migration
+//! V11) inserts, for the third answer, an [`OutboxMessage`] built here, so the answer costs one
+//! round trip and every message is still made by this module.
 
-use crate::db::Statements;
+use crate::db::CachedStatements;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -20,7 +20,11 @@ use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{env::Env, telemetry::describe, worker::REQUEST_ID_ATTRIBUTE};
+use crate::{
+    env::{Env, Lookup},
+    telemetry::describe,
+    worker::REQUEST_ID_ATTRIBUTE,
+};
 
 /// Every SQS queue work is published to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,6 +107,43 @@ impl QueueUrls {
     }
 }
 
+/// The queue an SQS-triggered function consumes, and its dead-letter queue.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerQueue {
+    pub url: String,
+    pub dead_letter_url: String,
+}
+
+impl WorkerQueue {
+    pub fn read(env: &mut Env<Lookup>, queue: Queue) -> Self {
+        Self {
+            url: env.required_url(queue.url_variable()),
+            dead_letter_url: env.required_url(queue.dead_letter_variable()),
+        }
+    }
+}
+
+/// An outbox row before it is written: what [`enqueue`] inserts, and what the answer function
+/// (`submit_survey_response`) is handed to insert when the answer is the third.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: Uuid,
+    pub queue: Queue,
+    /// Ids only, never user content.
+    pub body: serde_json::Value,
+}
+
+impl OutboxMessage {
+    /// The message for `queue` carrying `body`.
+    pub fn new(queue: Queue, body: &impl Serialize) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: Uuid::now_v7(),
+            queue,
+            body: serde_json::to_value(body).context("serializing a queue message")?,
+        })
+    }
+}
+
 /// Writes a message for `queue` inside the caller's transaction; returns the row id to hand to
 /// [`Publisher::publish`] after commit. Bodies carry ids only, never user content.
 pub async fn enqueue(
@@ -111,16 +152,15 @@ pub async fn enqueue(
     body: &impl Serialize,
     request_id: Option<&str>,
 ) -> anyhow::Result<Uuid> {
-    let id = Uuid::now_v7();
-    let body = serde_json::to_value(body).context("serializing a queue message")?;
+    let message = OutboxMessage::new(queue, body)?;
     client
         .execute_cached(
             "INSERT INTO outbox (id, queue, body, request_id) VALUES ($1, $2, $3, $4)",
-            &[&id, &queue.name(), &body, &request_id],
+            &[&message.id, &queue.name(), &message.body, &request_id],
         )
         .await
         .with_context(|| format!("queuing a {} message", queue.name()))?;
-    Ok(id)
+    Ok(message.id)
 }
 
 /// Publishes outbox rows to the queues this function may publish to.

@@ -5,6 +5,7 @@
 //! instant is stored in UTC. The catalog and the streak rule are domain data
 //! (`domain::quests`); the SQL is in [`repo`].
 
+pub mod config;
 pub mod repo;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use domain::quests::LastCheckIn;
 use platform::cursor::Cursor;
-use platform::db::Statements;
+use platform::db::CachedStatements;
 use uuid::Uuid;
 
 /// The ledger reason of a quest claim.

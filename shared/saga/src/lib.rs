@@ -2,26 +2,25 @@
 //! workers, and the sweeper that keeps every job moving. Each is built from its own function's
 //! configuration; [`Saga`] bundles the three for the local stack, which runs them in one process.
 //!
-//! PostgreSQL is the truth: every transition is a compare-and-set on the persona row (see the
-//! `personas` crate) and the next step's message is queued through the outbox in the same
-//! transaction. The DynamoDB status read model is rewritten after every transition and never
-//! moves backwards.
+//! The workers do the work (the LLM, the renderer, S3); every state they record is a command of
+//! the `personas` crate, which owns the lifecycle, the outbox messages of each transition and
+//! the status read model.
 
+pub mod config;
 pub mod faults;
 pub mod render;
 pub mod sweeper;
 pub mod synthesize;
 
-use personas::Personas;
+use personas::{Personas, StatusStore};
 use platform::{
     aws::{AwsClients, Table},
-    config::{DatabaseConfig, WorkerQueue},
-    db,
-    outbox::{Publisher, QueueUrls},
-    status::StatusStore,
+    db::{self, DatabaseConfig},
+    outbox::{Publisher, QueueUrls, WorkerQueue},
     worker::SqsQueueOps,
 };
 
+pub use config::{RenderConfig, SweeperConfig, SynthesizeConfig};
 pub use faults::{FaultPoint, Faults};
 pub use render::RenderWorker;
 pub use sweeper::Sweeper;
@@ -64,9 +63,9 @@ pub struct Saga {
 impl Saga {
     /// Each function from its own configuration.
     pub fn new(
-        synthesize: platform::SynthesizeConfig,
-        render: platform::RenderConfig,
-        sweeper: platform::SweeperConfig,
+        synthesize: SynthesizeConfig,
+        render: RenderConfig,
+        sweeper: SweeperConfig,
         aws: &AwsClients,
     ) -> anyhow::Result<Self> {
         Ok(Self {

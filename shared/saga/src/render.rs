@@ -12,17 +12,16 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lc_rs::digest;
 use aws_sdk_s3::primitives::ByteStream;
 use cards::{Card, CardData, Theme};
-use domain::personas::{PersonaState, RenderJob};
-use personas::{rows, Personas, StoredCard};
+use domain::personas::{PersonaState, RenderJob, Step};
+use personas::{Personas, StoredCard};
 use platform::{
     aws::AwsClients,
     outbox::QueueUrls,
     worker::{process_batch, Message, SqsQueueOps, StepError},
-    RenderConfig,
 };
 use tracing::{info, warn, Instrument};
 
-use crate::{FaultPoint, Faults};
+use crate::{FaultPoint, Faults, RenderConfig};
 
 /// Cards never change once written: a new render gets a new key.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -85,29 +84,18 @@ impl RenderWorker {
                 state = row.state.as_str(),
                 "render message for a finished or newer render; nothing to do"
             );
-            // A crash after the commit may have skipped the status write; it is idempotent.
-            return personas.write_final_status(&row).await;
+            return personas.repair_status(&row).await;
         }
-        let Some(row) = rows::transition(
-            &client,
-            "UPDATE personas SET state_version = state_version + 1, render_attempts = render_attempts + 1,
-                 render_started_at = COALESCE(render_started_at, now()), updated_at = now()
-             WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
-            &[&id, &generation],
-        )
-        .await
-        .map_err(StepError::retryable)?
-        else {
+        let Some(row) = personas.start_render(&client, &row, generation).await? else {
             return Ok(());
         };
         drop(client);
-        personas.write_progress(&row).await;
 
         let (Some(name), Some(archetype), Some(stats)) =
             (row.name.clone(), row.archetype, row.stats)
         else {
             personas
-                .fail(&row, "render_card", "missing_synthesis", false)
+                .fail(&row, Step::RenderCard, "missing_synthesis", false)
                 .await?;
             return Ok(());
         };
@@ -128,14 +116,14 @@ impl RenderWorker {
             Ok(Err(error)) => {
                 warn!(error = %error, "rendering failed");
                 personas
-                    .fail(&row, "render_card", "render_failed", false)
+                    .fail(&row, Step::RenderCard, "render_failed", false)
                     .await?;
                 return Ok(());
             }
             Err(_) => {
                 warn!("the renderer panicked");
                 personas
-                    .fail(&row, "render_card", "render_failed", false)
+                    .fail(&row, Step::RenderCard, "render_failed", false)
                     .await?;
                 return Ok(());
             }
@@ -149,30 +137,16 @@ impl RenderWorker {
             stored.push(self.upload(id, card).await.map_err(StepError::retryable)?);
         }
         self.faults.at(FaultPoint::AfterUploadBeforeCommit, id)?;
-        let client = personas.client().await?;
-        let ready = rows::transition(
-            &client,
-            "UPDATE personas SET state = 'ready', state_version = state_version + 1, cards = $3,
-                 card_design = $4, render_finished_at = now(), failed_step = NULL,
-                 error_code = NULL, error_retryable = NULL, updated_at = now()
-             WHERE id = $1 AND state = 'rendering' AND render_generation = $2",
-            &[
-                &id,
-                &generation,
-                &serde_json::to_value(&stored).map_err(StepError::retryable)?,
-                &cards::DESIGN_VERSION,
-            ],
-        )
-        .await
-        .map_err(StepError::retryable)?;
-        drop(client);
-        let Some(ready) = ready else {
+        let Some(ready) = personas
+            .commit_render(&row, generation, &stored, cards::DESIGN_VERSION)
+            .await?
+        else {
             info!("another delivery finished the render first");
             return Ok(());
         };
         self.faults
             .at(FaultPoint::AfterRenderCommitBeforeStatus, id)?;
-        personas.write_final_status(&ready).await?;
+        personas.announce(&ready).await?;
         info!("persona ready");
         Ok(())
     }

@@ -12,19 +12,19 @@
 //!    attribute stay in the DLQ for ops, and so do the dead letters of queues outside the saga
 //!    (chat memory).
 //! 4. Prunes what only grows: expired refresh tokens, outbox rows sent more than a week ago.
-use platform::db::Statements;
+use platform::db::CachedStatements;
 use std::time::Duration;
 
+use crate::SweeperConfig;
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
-use domain::personas::PersonaState;
-use personas::{queue_step, rows, Personas};
+use domain::personas::{PersonaState, Step};
+use personas::Personas;
 use platform::{
     aws::AwsClients,
     outbox::{Queue, QueueUrls},
     telemetry::describe,
     worker::FAILURE_REASON_ATTRIBUTE,
-    SweeperConfig,
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -68,11 +68,11 @@ const OUTBOX_RETENTION_DAYS: f64 = 7.0;
 /// Rows deleted per table per sweep, so a sweep never holds long locks.
 const PRUNE_BATCH: i64 = 5_000;
 
-/// The saga step a queue's messages belong to, as failures name it; `None` outside the saga.
-fn step_of(queue: Queue) -> Option<&'static str> {
+/// The saga step a queue's messages belong to; `None` outside the saga.
+fn step_of(queue: Queue) -> Option<Step> {
     match queue {
-        Queue::Synthesize => Some("synthesize"),
-        Queue::Render => Some("render_card"),
+        Queue::Synthesize => Some(Step::Synthesize),
+        Queue::Render => Some(Step::RenderCard),
         Queue::SummarizeChat => None,
     }
 }
@@ -219,68 +219,20 @@ impl Sweeper {
     }
 
     async fn redrive_stuck(&self, stuck_after: Duration) -> anyhow::Result<usize> {
-        let mut states: Vec<&str> = Vec::new();
+        let mut states = Vec::new();
         if !self.has_backlog(Queue::Synthesize).await {
-            states.extend(["queued", "synthesizing"]);
+            states.extend([PersonaState::Queued, PersonaState::Synthesizing]);
         }
         if !self.has_backlog(Queue::Render).await {
-            states.push("rendering");
+            states.push(PersonaState::Rendering);
         }
         if states.is_empty() {
             return Ok(0);
         }
-        let personas = &self.personas;
-        let client = personas.connection().await?;
-        let stuck = client
-            .query_cached(
-                &format!(
-                    "SELECT {} FROM personas p
-                     WHERE state = ANY($2)
-                       AND updated_at < now() - make_interval(secs => $1)
-                       AND NOT EXISTS (SELECT 1 FROM outbox o
-                                       WHERE o.body->>'persona_id' = p.id::text
-                                         AND (o.sent_at IS NULL
-                                              OR o.sent_at > now() - make_interval(secs => $1)))
-                     ORDER BY updated_at LIMIT 100",
-                    rows::COLUMNS
-                ),
-                &[&stuck_after.as_secs_f64(), &states],
-            )
-            .await
-            .context("finding stuck jobs")?;
-        drop(client);
-        let mut redriven = 0;
-        for row in stuck.iter().map(rows::from_row) {
-            let mut client = personas.connection().await?;
-            let tx = client.transaction().await?;
-            // CAS: a worker that moves the row meanwhile wins, and so does an overlapping sweep
-            // (it has already touched `updated_at`).
-            let touched = tx
-                .execute_cached(
-                    "UPDATE personas SET updated_at = now()
-                     WHERE id = $1 AND state_version = $2
-                       AND updated_at < now() - make_interval(secs => $3)",
-                    &[&row.id, &row.state_version, &stuck_after.as_secs_f64()],
-                )
-                .await?;
-            if touched == 0 {
-                continue;
-            }
-            let outbox_id = queue_step(&tx, &row, None).await?;
-            tx.commit().await?;
-            drop(client);
-            warn!(persona_id = %row.id, state = row.state.as_str(), "re-driving a stuck job");
-            personas.publisher.publish(&personas.db, &[outbox_id]).await;
-            redriven += 1;
-        }
-        Ok(redriven)
+        self.personas.redrive_stuck(&states, stuck_after).await
     }
 
-    async fn drain_dead_letters(
-        &self,
-        queue_url: &str,
-        step: &'static str,
-    ) -> anyhow::Result<usize> {
+    async fn drain_dead_letters(&self, queue_url: &str, step: Step) -> anyhow::Result<usize> {
         let mut handled = 0;
         for _ in 0..10 {
             let messages = self
@@ -302,7 +254,11 @@ impl Sweeper {
             // its last receive or a worker parked it: SQS's own NumberOfMessagesSent does not
             // count redriven messages, and this sweep may empty the queue before
             // ApproximateNumberOfMessagesVisible is sampled, so the alarms watch this metric.
-            platform::metrics::counter!("dead_letters", "step" => step, "source" => "queue")
+            let step_name = match step {
+                Step::Synthesize => "synthesize",
+                Step::RenderCard => "render_card",
+            };
+            platform::metrics::counter!("dead_letters", "step" => step_name, "source" => "queue")
                 .increment(messages.len() as u64);
             for message in messages {
                 let body = message
@@ -316,7 +272,7 @@ impl Sweeper {
                 });
                 let Some(persona_id) = persona_id else {
                     warn!(
-                        step,
+                        step = step_name,
                         "a dead-lettered message names no persona; left for ops"
                     );
                     if let Some(handle) = &message.receipt_handle {
@@ -341,40 +297,16 @@ impl Sweeper {
                     })
                     .unwrap_or("dead_lettered")
                     .to_owned();
-                // Only the run this message belongs to fails: a synthesize message only while
-                // its own synthesis run is pending (a message from before runs were numbered: any
-                // pending synthesis), a render message only for its own render generation.
-                let generation = body
+                let run = body
                     .as_ref()
                     .and_then(|body| body["generation"].as_i64())
-                    .unwrap_or(-1) as i32;
-                let client = self.personas.connection().await?;
-                let failed = rows::transition(
-                    &client,
-                    "UPDATE personas SET state = 'failed', state_version = state_version + 1,
-                         failed_step = $2, error_code = $3, error_retryable = true, updated_at = now()
-                     WHERE id = $1 AND (
-                         ($2 = 'synthesize' AND state IN ('queued', 'synthesizing')
-                          AND ($4 < 0 OR synthesize_generation = $4))
-                      OR ($2 = 'render_card' AND state = 'rendering' AND render_generation = $4))",
-                    &[&persona_id, &step, &reason, &generation],
-                )
-                .await?;
-                // The status of a row failed here, or by an earlier sweep whose status write was
-                // lost; the message is kept until that write succeeds.
-                let row = match failed {
-                    Some(failed) => {
-                        warn!(persona_id = %persona_id, step, reason, "dead-lettered job marked failed");
-                        Some(failed)
-                    }
-                    None => rows::load(&client, persona_id).await?,
-                };
-                drop(client);
-                if let Some(row) = row.filter(|row| row.state == PersonaState::Failed) {
-                    if let Err(error) = self.personas.write_status(&row).await {
-                        warn!(persona_id = %persona_id, error = describe(&error), "status not written; the dead letter is kept");
-                        continue;
-                    }
+                    .and_then(|run| i32::try_from(run).ok());
+                let dealt_with = self
+                    .personas
+                    .fail_dead_lettered(persona_id, step, &reason, run)
+                    .await?;
+                if !dealt_with {
+                    continue;
                 }
                 if let Some(handle) = &message.receipt_handle {
                     self.sqs

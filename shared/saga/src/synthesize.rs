@@ -6,29 +6,28 @@
 //! at most one LLM attempt per receive; after the last one the rule-based text is used and
 //! labelled `rule_based_fallback`. Permanent failures fail the persona with a reason.
 
-use platform::db::Statements;
 use std::{sync::Arc, time::Duration};
+
+use platform::db::CachedStatements;
 
 use anyhow::Context;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::{
-    personas::{PersonaState, SynthesizeJob},
+    personas::{PersonaState, Step, SynthesizeJob},
     surveys::{question_bank, Answers},
     synthesis::{aggregate, rule_based, Brief},
 };
 use llm::{LlmError, Written};
-use personas::{queue_step, rows, PersonaRow, Personas};
+use personas::{PersonaVersion, Personas};
 use platform::{
     aws::AwsClients,
     crypto::{AnswerCipher, CryptoError, Sealed},
-    telemetry::describe,
     worker::{process_batch, Message, SqsQueueOps, StepError, MAX_RECEIVES},
-    SynthesizeConfig,
 };
 use secrecy::ExposeSecret;
 use tracing::{error, info, warn, Instrument};
 
-use crate::{FaultPoint, Faults};
+use crate::{FaultPoint, Faults, SynthesizeConfig};
 
 /// How old a `synthesizing` attempt must be before another delivery may take it over: the
 /// synthesize queue's visibility timeout (template.yaml; a test checks they agree). Until then
@@ -99,28 +98,18 @@ impl SynthesizeWorker {
             .is_some_and(|generation| generation != row.synthesize_generation);
         if stale_run || !matches!(row.state, PersonaState::Queued | PersonaState::Synthesizing) {
             info!(persona_id = %id, state = row.state.as_str(), stale_run, "nothing to synthesize");
-            // A crash after the commit may have skipped the status write; it is idempotent.
-            return personas.write_final_status(&row).await;
+            return personas.repair_status(&row).await;
         }
         // An attempt starts from `queued`; a `synthesizing` row is re-entered only once its
         // attempt is older than the queue's visibility timeout (its worker died: the message came
         // back). A duplicate delivery while the attempt runs must not call the LLM a second time.
-        let Some(row) = rows::transition(
-            &client,
-            "UPDATE personas SET state = 'synthesizing', state_version = state_version + 1,
-                 synthesize_attempts = synthesize_attempts + 1,
-                 synthesize_started_at = COALESCE(synthesize_started_at, now()), updated_at = now()
-             WHERE id = $1 AND state_version = $2 AND (state = 'queued'
-                OR (state = 'synthesizing' AND updated_at < now() - make_interval(secs => $3)))",
-            &[&id, &row.state_version, &self.reentry_after.as_secs_f64()],
-        )
-        .await
-        .map_err(StepError::retryable)?
+        let Some(row) = personas
+            .start_synthesis(&client, &row, self.reentry_after)
+            .await?
         else {
             return self.running_elsewhere(&client, id).await;
         };
         drop(client);
-        personas.write_progress(&row).await;
         let outcome = self
             .attempt(&row, message.request_id.as_deref(), message.receive_count)
             .await;
@@ -128,69 +117,39 @@ impl SynthesizeWorker {
             // The attempt is over without a result: back to `queued`, so the retry (after its
             // backoff) starts a new attempt instead of waiting out the re-entry window.
             Err(StepError::Retryable { error, after }) => {
-                self.release(&row).await;
+                personas.release_synthesis(&row).await;
                 Err(StepError::Retryable { error, after })
             }
             outcome => outcome,
         }
     }
 
-    /// The CAS into `synthesizing` failed: another delivery moved the row, or an attempt is
-    /// running. In the second case come back when that attempt would count as dead.
+    /// The start failed: another delivery moved the row, or an attempt is running. In the
+    /// second case come back when that attempt would count as dead.
     async fn running_elsewhere(
         &self,
         client: &deadpool_postgres::Object,
         id: uuid::Uuid,
     ) -> Result<(), StepError> {
-        let running = client
-            .query_opt_cached(
-                "SELECT EXTRACT(EPOCH FROM updated_at + make_interval(secs => $2) - now())::float8
-                 FROM personas WHERE id = $1 AND state = 'synthesizing'",
-                &[&id, &self.reentry_after.as_secs_f64()],
-            )
-            .await
-            .context("reading the running attempt")
-            .map_err(StepError::retryable)?;
-        let Some(running) = running else {
+        let Some(remaining) = self
+            .personas
+            .attempt_time_left(client, id, self.reentry_after)
+            .await?
+        else {
             info!(persona_id = %id, "another delivery moved the persona first");
             return Ok(());
         };
-        let remaining = running.get::<_, f64>(0).clamp(1.0, 43_200.0);
-        info!(persona_id = %id, remaining_s = remaining, "an attempt is running; this delivery waits");
+        info!(persona_id = %id, remaining_s = remaining.as_secs_f64(), "an attempt is running; this delivery waits");
         Err(StepError::Retryable {
             error: anyhow::anyhow!("a synthesis attempt is already running"),
-            after: Some(Duration::from_secs_f64(remaining)),
+            after: Some(remaining),
         })
-    }
-
-    /// Ends an attempt that produced nothing (CAS, so a late release never undoes progress).
-    async fn release(&self, row: &PersonaRow) {
-        let released = async {
-            let client = self.personas.connection().await?;
-            rows::transition(
-                &client,
-                "UPDATE personas SET state = 'queued', state_version = state_version + 1,
-                     updated_at = now()
-                 WHERE id = $1 AND state = 'synthesizing' AND state_version = $2",
-                &[&row.id, &row.state_version],
-            )
-            .await
-        }
-        .await;
-        match released {
-            Ok(Some(queued)) => self.personas.write_progress(&queued).await,
-            Ok(None) => {}
-            // The attempt stays `synthesizing`; the retry re-enters after the window.
-            Err(error) => {
-                warn!(persona_id = %row.id, error = describe(&error), "could not end the attempt")
-            }
-        }
     }
 
     /// One attempt: the answers, the LLM (or the rule-based writer), the commit.
     async fn attempt(
         &self,
-        row: &PersonaRow,
+        row: &PersonaVersion,
         request_id: Option<&str>,
         receive_count: u32,
     ) -> Result<(), StepError> {
@@ -201,7 +160,7 @@ impl SynthesizeWorker {
             Err(BriefError::Retryable(error)) => return Err(StepError::retryable(error)),
             Err(BriefError::Unreadable(code)) => {
                 warn!(persona_id = %id, code, "the answers cannot be read; the persona fails");
-                return personas.fail(row, "synthesize", code, false).await;
+                return personas.fail(row, Step::Synthesize, code, false).await;
             }
         };
         let attempt = row.synthesize_attempts;
@@ -252,14 +211,26 @@ impl SynthesizeWorker {
             Err(LlmError::Permanent(reason)) => {
                 warn!(persona_id = %id, reason, "permanent LLM failure; the persona fails");
                 return personas
-                    .fail(row, "synthesize", &format!("llm_{reason}"), false)
+                    .fail(row, Step::Synthesize, &format!("llm_{reason}"), false)
                     .await;
             }
         };
         self.faults.at(FaultPoint::AfterLlmBeforeCommit, id)?;
 
-        let Some((moved, outbox_id, unseen)) = self
-            .commit(row, &brief, &written, request_id)
+        // The answers this version was built from, which may be more than were in when it was
+        // requested: the next version must be at least three answers past these (privacy).
+        let used = i32::try_from(brief.response_count)
+            .context("answer count")
+            .map_err(StepError::retryable)?;
+        let Some(committed) = personas
+            .commit_synthesis(
+                row,
+                &written.text,
+                &written.synthesized_by,
+                brief.stats,
+                used,
+                request_id,
+            )
             .await
             .map_err(StepError::retryable)?
         else {
@@ -274,89 +245,11 @@ impl SynthesizeWorker {
         };
         platform::metrics::counter!("personas_synthesized", "by" => by).increment(1);
         self.faults.at(FaultPoint::AfterSynthesisCommit, id)?;
-        personas.publisher.publish(&personas.db, &[outbox_id]).await;
-        // Answers that arrived while this version waited were counted as new; they are in it.
-        // Like the answer's own write, a lost or reordered one is corrected by the next answer.
-        let unseen = unseen.max(0).unsigned_abs();
-        if let Err(error) = personas
-            .status
-            .set_new_responses(moved.owner_id, unseen)
-            .await
-        {
-            warn!(persona_id = %id, error = platform::telemetry::describe(&error), "could not recount the new answers");
-        }
-        personas.write_final_status(&moved).await
-    }
-
-    /// Stores the text and stats and queues the render step, in one transaction; `None` when
-    /// another delivery got there first. Also returns how many answers came in after the ones
-    /// this version was built from.
-    async fn commit(
-        &self,
-        row: &PersonaRow,
-        brief: &Brief,
-        written: &Written,
-        request_id: Option<&str>,
-    ) -> anyhow::Result<Option<(PersonaRow, uuid::Uuid, i32)>> {
-        let mut client = self.personas.connection().await?;
-        let tx = client
-            .transaction()
-            .await
-            .context("starting a transaction")?;
-        let stats = brief.stats;
-        // The answers this version was built from, which may be more than were in when it was
-        // requested: the next version must be at least three answers past these (privacy).
-        let used = i32::try_from(brief.response_count).context("answer count")?;
-        let traits = serde_json::to_value(&written.text.traits)?;
-        let archetype = serde_json::to_value(written.text.archetype)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let moved = rows::transition(
-            &tx,
-            "UPDATE personas SET state = 'rendering', state_version = state_version + 1,
-                 name = $3, archetype = $4, traits = $5, greeting = $6, system_prompt = $7,
-                 charisma = $8, intellect = $9, kindness = $10, energy = $11, synthesized_by = $12,
-                 render_generation = render_generation + 1, synthesize_finished_at = now(),
-                 response_count = $13, updated_at = now()
-             WHERE id = $1 AND state = 'synthesizing' AND state_version = $2",
-            &[
-                &row.id,
-                &row.state_version,
-                &written.text.name,
-                &archetype,
-                &traits,
-                &written.text.greeting,
-                &written.text.system_prompt,
-                &i16::from(stats.charisma),
-                &i16::from(stats.intellect),
-                &i16::from(stats.kindness),
-                &i16::from(stats.energy),
-                &written.synthesized_by,
-                &used,
-            ],
-        )
-        .await?;
-        let Some(moved) = moved else {
-            return Ok(None);
-        };
-        let outbox_id = queue_step(&tx, &moved, request_id)
-            .await
-            .context("queuing the render step")?;
-        let answers: i32 = tx
-            .query_one_cached(
-                "SELECT response_count FROM surveys WHERE id = $1",
-                &[&row.survey_id],
-            )
-            .await
-            .context("counting the answers")?
-            .get(0);
-        tx.commit().await.context("committing the synthesis")?;
-        Ok(Some((moved, outbox_id, answers - used)))
+        personas.announce(&committed).await
     }
 
     /// Decrypts and aggregates the survey's answers.
-    async fn brief(&self, row: &PersonaRow) -> Result<Brief, BriefError> {
+    async fn brief(&self, row: &PersonaVersion) -> Result<Brief, BriefError> {
         let client = self.personas.connection().await?;
         let survey = client
             .query_one_cached(

@@ -2,12 +2,12 @@
 //! rules are domain data (`domain::compatibility`).
 
 use domain::compatibility::{compare, Compatibility, Side};
-use personas::rows::{self, PersonaRow};
+use personas::{versions, PersonaVersion};
 use uuid::Uuid;
 
-use crate::{public::newest_public, Social, SocialError};
+use crate::{Social, SocialError};
 
-fn side(row: &PersonaRow) -> anyhow::Result<Side> {
+fn side(row: &PersonaVersion) -> anyhow::Result<Side> {
     match (row.archetype, row.stats) {
         (Some(archetype), Some(stats)) => Ok(Side { archetype, stats }),
         _ => anyhow::bail!("a persona with cards but without its synthesis"),
@@ -28,16 +28,16 @@ impl Social {
         other: Uuid,
     ) -> Result<Compatibility, SocialError> {
         let client = self.connection().await?;
-        let mine = rows::latest_with_cards(&client, owner_id)
+        let mine = versions::current(&client, owner_id)
             .await?
             .ok_or(SocialError::NotReady)?;
-        if rows::load(&client, other)
+        if versions::load(&client, other)
             .await?
             .is_some_and(|row| row.owner_id == owner_id)
         {
             return Err(SocialError::OwnPersona);
         }
-        let theirs = newest_public(&client, other)
+        let theirs = versions::current_public(&client, other)
             .await?
             .ok_or(SocialError::NotFound)?;
         Ok(compare(side(&mine)?, side(&theirs)?))

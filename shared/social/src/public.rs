@@ -2,13 +2,8 @@
 //! 1200x630 link card behind the page's stable image URL.
 
 use anyhow::Context;
-use deadpool_postgres::GenericClient;
 use domain::{archetypes::Archetype, synthesis::Stats};
-use personas::{
-    rows::{self, PersonaRow},
-    StoredCard,
-};
-use platform::db::Statements;
+use personas::{versions, PersonaVersion, StoredCard};
 use uuid::Uuid;
 
 use crate::{Social, SocialError};
@@ -35,7 +30,7 @@ pub struct PublicPersona {
 }
 
 impl PublicPersona {
-    fn from_row(row: PersonaRow) -> anyhow::Result<Self> {
+    fn from_row(row: PersonaVersion) -> anyhow::Result<Self> {
         let (Some(name), Some(archetype), Some(stats)) = (row.name, row.archetype, row.stats)
         else {
             anyhow::bail!("a persona with cards but without its synthesis");
@@ -89,35 +84,12 @@ pub fn matches(if_none_match: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
-/// The newest version with cards of the owner of version `id`, while that owner's persona is
-/// public. One round trip; the owner id never leaves this query.
-pub(crate) async fn newest_public(
-    client: &impl GenericClient,
-    id: Uuid,
-) -> anyhow::Result<Option<PersonaRow>> {
-    let row = client
-        .query_opt_cached(
-            &format!(
-                "SELECT {} FROM personas
-                 WHERE owner_id = (SELECT owner_id FROM personas WHERE id = $1)
-                   AND cards IS NOT NULL
-                   AND persona_is_public(owner_id)
-                 ORDER BY version DESC LIMIT 1",
-                rows::COLUMNS
-            ),
-            &[&id],
-        )
-        .await
-        .context("reading a public persona")?;
-    Ok(row.as_ref().map(rows::from_row))
-}
-
 impl Social {
     /// The public persona that version `id` belongs to: its newest ready version, while the
     /// owner's persona is public; otherwise [`SocialError::NotFound`].
     pub async fn public_persona(&self, id: Uuid) -> Result<PublicPersona, SocialError> {
         let client = self.connection().await?;
-        let row = newest_public(&client, id)
+        let row = versions::current_public(&client, id)
             .await?
             .ok_or(SocialError::NotFound)?;
         Ok(PublicPersona::from_row(row)?)

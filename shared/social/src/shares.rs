@@ -4,8 +4,8 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use domain::shares::ShareChannel;
-use personas::rows;
-use platform::db::Statements;
+use personas::versions;
+use platform::db::CachedStatements;
 use platform::{
     events::{self, EventKind},
     rate_limit::SHARE_RECORD,
@@ -42,7 +42,7 @@ impl Social {
             .transaction()
             .await
             .context("starting a transaction")?;
-        let persona = rows::latest_with_cards(&tx, owner_id)
+        let persona = versions::current(&tx, owner_id)
             .await?
             .ok_or(SocialError::NoPersona)?;
         if !persona.is_public {

@@ -15,21 +15,15 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
-use domain::{
-    personas::{status_sequence, PersonaStatus},
-    surveys::{
-        question_bank, validate_answers, Answers, QuestionBank, SurveyStatus, CURRENT_VERSION,
-        DEFAULT_TITLE, MAX_TITLE_CHARS, RESPONSE_THRESHOLD, SURVEY_LIFETIME_DAYS,
-    },
+use domain::surveys::{
+    question_bank, validate_answers, Answers, QuestionBank, SurveyStatus, CURRENT_VERSION,
+    DEFAULT_TITLE, MAX_TITLE_CHARS, RESPONSE_THRESHOLD, SURVEY_LIFETIME_DAYS,
 };
 use platform::{
     clock::Clock,
     crypto::AnswerCipher,
     cursor::{Cursor, InvalidPage, Page, PageRequest},
-    outbox::Publisher,
     rate_limit::{self, LimitError, Limited, RateLimiter},
-    status::StatusStore,
-    telemetry::describe,
 };
 use uuid::Uuid;
 
@@ -111,8 +105,8 @@ pub struct Surveys {
     pub day_keys: Arc<DayKeys>,
     pub limits: RateLimiter,
     pub clock: Arc<dyn Clock>,
-    pub publisher: Publisher,
-    pub status: StatusStore,
+    /// The persona lifecycle the third answer starts.
+    pub personas: personas::Personas,
 }
 
 impl Surveys {
@@ -135,17 +129,7 @@ impl Surveys {
                 Err(SurveyError::AlreadyCollecting { survey_id })
             }
             Created::Survey(survey) => {
-                // The first status clients poll; never replaces a later one.
-                if let Err(error) = self
-                    .status
-                    .put(owner_id, 0, &PersonaStatus::awaiting_responses())
-                    .await
-                {
-                    tracing::warn!(
-                        error = describe(&error),
-                        "could not write the initial status"
-                    );
-                }
+                self.personas.survey_created(owner_id).await;
                 tracing::info!(survey_id = %survey.id, "survey created");
                 Ok(survey)
             }
@@ -246,6 +230,7 @@ impl Surveys {
             now,
             day_key,
         } = submission;
+        let first_version = personas::threshold::FirstVersion::prepare()?;
         let marker = self
             .day_keys
             .reserve(
@@ -270,6 +255,7 @@ impl Surveys {
                 response_id,
                 &sealed,
                 RESPONSE_THRESHOLD,
+                &first_version,
                 request_id,
                 now,
             )
@@ -282,35 +268,14 @@ impl Surveys {
                 new_responses,
             }) => {
                 tracing::info!(%survey_id, "answer stored");
-                let count = new_responses.max(0).unsigned_abs();
-                if let Err(error) = self.status.set_new_responses(owner_id, count).await {
-                    tracing::warn!(
-                        error = describe(&error),
-                        "could not count the answer in the status"
-                    );
-                }
+                self.personas.answer_counted(owner_id, new_responses).await;
                 return Ok(());
             }
-            Ok(Submitted::Started {
-                persona_id,
-                version,
-                outbox_id,
-                owner_id,
-            }) => {
-                tracing::info!(%survey_id, %persona_id, "third answer stored; persona job queued");
-                self.publisher.publish(&self.db, &[outbox_id]).await;
-                let status = PersonaStatus::queued(persona_id, version);
-                let sequence = status_sequence(version, 1);
-                if let Err(error) = self.status.put(owner_id, sequence, &status).await {
-                    tracing::warn!(
-                        error = describe(&error),
-                        "could not write the queued status"
-                    );
-                }
-                // The new version sees every answer so far.
-                if let Err(error) = self.status.set_new_responses(owner_id, 0).await {
-                    tracing::warn!(error = describe(&error), "could not reset the answer count");
-                }
+            Ok(Submitted::Started { version, owner_id }) => {
+                tracing::info!(%survey_id, persona_id = %first_version.persona_id, "third answer stored; persona job queued");
+                self.personas
+                    .first_version_made(owner_id, &first_version, version)
+                    .await;
                 return Ok(());
             }
             Ok(Submitted::NotFound) => SurveyError::NotFound,

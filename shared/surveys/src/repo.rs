@@ -4,7 +4,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use domain::surveys::SurveyStatus;
-use platform::db::Statements;
+use personas::threshold::FirstVersion;
+use platform::db::CachedStatements;
 use platform::{
     crypto::Sealed,
     cursor::Cursor,
@@ -186,11 +187,10 @@ pub enum Submitted {
         owner_id: Uuid,
         new_responses: i32,
     },
-    /// This answer was the third: the persona job and its outbox row exist.
+    /// This answer was the third: the first persona version (as `version`) and its outbox row
+    /// exist.
     Started {
-        persona_id: Uuid,
         version: i32,
-        outbox_id: Uuid,
         owner_id: Uuid,
     },
 }
@@ -201,16 +201,16 @@ pub async fn submit(
     response_id: Uuid,
     sealed: &Sealed,
     threshold: i32,
+    first_version: &FirstVersion,
     request_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Submitted> {
     let client = db.get().await.context("connecting to PostgreSQL")?;
-    let persona_id = Uuid::now_v7();
-    let outbox_id = Uuid::now_v7();
+    let message = &first_version.message;
     let row = client
         .query_one_cached(
             "SELECT outcome, response_count, persona_id, persona_version, owner_id, seen_count
-             FROM submit_survey_response($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             FROM submit_survey_response($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
                 &survey_id,
                 &response_id,
@@ -218,8 +218,11 @@ pub async fn submit(
                 &sealed.nonce,
                 &sealed.ciphertext,
                 &threshold,
-                &persona_id,
-                &outbox_id,
+                &first_version.persona_id,
+                &first_version.state.as_str(),
+                &message.id,
+                &message.queue.name(),
+                &message.body,
                 &request_id,
                 &now,
             ],
@@ -231,9 +234,7 @@ pub async fn submit(
         "not_found" => Submitted::NotFound,
         "gone" => Submitted::Gone,
         "started" => Submitted::Started {
-            persona_id: row.get(2),
             version: row.get(3),
-            outbox_id,
             owner_id: row.get(4),
         },
         _ => Submitted::Accepted {

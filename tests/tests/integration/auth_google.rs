@@ -299,10 +299,12 @@ async fn a_thousand_concurrent_verifications_share_one_jwks_fetch() {
 
     // Cold: every verification needs the keys at once; one fetch serves them all.
     let cold =
-        futures_util::future::join_all(tokens.iter().map(|t| app.state.google.verify(t))).await;
+        futures_util::future::join_all(tokens.iter().map(|t| app.state.auth.google.verify(t)))
+            .await;
     // Warm: within max-age, no fetch at all.
     let warm =
-        futures_util::future::join_all(tokens.iter().map(|t| app.state.google.verify(t))).await;
+        futures_util::future::join_all(tokens.iter().map(|t| app.state.auth.google.verify(t)))
+            .await;
 
     assert!(cold.iter().chain(warm.iter()).all(Result::is_ok));
     assert_eq!(google.fetches().await, 1);
@@ -314,6 +316,7 @@ async fn a_new_key_id_triggers_exactly_one_refetch_and_a_removed_key_is_rejected
     let app = app_with(&google).await;
     assert!(app
         .state
+        .auth
         .google
         .verify(&id_token(KEY_1, &claims("a")))
         .await
@@ -326,6 +329,7 @@ async fn a_new_key_id_triggers_exactly_one_refetch_and_a_removed_key_is_rejected
         .await;
     let with_new_key = futures_util::future::join_all((0..50).map(|_| async {
         app.state
+            .auth
             .google
             .verify(&id_token(KEY_3, &claims("b")))
             .await
@@ -334,6 +338,7 @@ async fn a_new_key_id_triggers_exactly_one_refetch_and_a_removed_key_is_rejected
     let fetches_for_new_key = google.fetches().await;
     let with_removed_key = app
         .state
+        .auth
         .google
         .verify(&id_token(KEY_1, &claims("c")))
         .await;
@@ -349,6 +354,7 @@ async fn a_flood_of_unknown_key_ids_causes_at_most_one_refetch() {
     let google = FakeGoogle::start().await;
     let app = app_with(&google).await;
     app.state
+        .auth
         .google
         .verify(&id_token(KEY_1, &claims("warm")))
         .await
@@ -368,7 +374,8 @@ async fn a_flood_of_unknown_key_ids_causes_at_most_one_refetch() {
         })
         .collect();
     let outcomes =
-        futures_util::future::join_all(tokens.iter().map(|t| app.state.google.verify(t))).await;
+        futures_util::future::join_all(tokens.iter().map(|t| app.state.auth.google.verify(t)))
+            .await;
 
     assert!(outcomes.iter().all(Result::is_err));
     assert!(google.fetches().await <= 1);
@@ -381,11 +388,13 @@ async fn keys_expire_with_max_age() {
     let app = app_with(&google).await;
 
     app.state
+        .auth
         .google
         .verify(&id_token(KEY_1, &claims("a")))
         .await
         .unwrap();
     app.state
+        .auth
         .google
         .verify(&id_token(KEY_1, &claims("a")))
         .await

@@ -65,7 +65,7 @@ async fn stand_in_events(
 /// A user signed in straight through the session store (the dev route is rate-limited per
 /// address, and property tests sign in hundreds); the token is valid at the app clock's now.
 async fn direct_user(app: &TestApp, subject: &str) -> Owner {
-    let signed_in = api::auth::sessions::sign_in(&app.state.db, &app.state.tokens, subject, "Prop")
+    let signed_in = auth::sessions::sign_in(&app.state.db, &app.state.auth.tokens, subject, "Prop")
         .await
         .unwrap();
     Owner {

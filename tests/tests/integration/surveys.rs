@@ -32,6 +32,7 @@ async fn creating_a_survey_returns_its_share_link_and_starts_the_status_at_await
     assert_eq!(expires - created, Duration::days(30));
     let (status, _) = app
         .state
+        .personas
         .status
         .get(owner.id.parse().unwrap())
         .await
@@ -636,6 +637,7 @@ async fn twenty_concurrent_answers_around_the_threshold_start_exactly_one_job() 
         .contains_key("request_id"));
     let (status, _) = app
         .state
+        .personas
         .status
         .get(owner.id.parse().unwrap())
         .await

@@ -2,12 +2,12 @@
 
 use std::{cell::RefCell, collections::BTreeSet};
 
+use api::HttpApiConfig;
+use chat::config::{ChatConfig, ChatMemoryConfig};
 use devstack::template::Template;
 use integration_tests::repo_path;
-use platform::{
-    ChatConfig, ChatMemoryConfig, ConfigError, FunctionConfig, HttpApiConfig, RenderConfig,
-    SweeperConfig, SynthesizeConfig,
-};
+use platform::{ConfigError, FunctionConfig};
+use saga::{RenderConfig, SweeperConfig, SynthesizeConfig};
 
 #[test]
 fn the_template_passes_cfn_lint() {

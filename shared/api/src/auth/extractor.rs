@@ -9,8 +9,8 @@ use axum::{
 };
 use uuid::Uuid;
 
-use super::tokens::AccessTokens;
 use crate::{ApiError, Problem};
+use ::auth::AccessTokens;
 
 /// The signed-in caller.
 #[derive(Debug, Clone, Copy)]

@@ -4,12 +4,12 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use platform::db::Statements;
+use platform::db::CachedStatements;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::tokens::{
+use crate::tokens::{
     hash_refresh_token, new_refresh_token, AccessTokens, ACCESS_TOKEN_SECONDS,
     REFRESH_TOKEN_SECONDS,
 };

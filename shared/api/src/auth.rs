@@ -1,15 +1,12 @@
-//! Identity: Google sign-in, our token pair, refresh rotation, logout, the profile, and the
-//! local-only dev sign-in.
+//! The identity routes: Google sign-in, refresh rotation, logout, the profile, and the
+//! local-only dev sign-in. The use cases and their SQL are in the `auth` crate.
 //!
 //! Rule for every protected route: a resource that belongs to another user answers 404, exactly
 //! like one that does not exist, never 403, so ids cannot be probed for existence.
 
 mod extractor;
-pub mod google;
-pub mod sessions;
-pub mod tokens;
 
-use aws_lc_rs::digest;
+use ::auth::{Profile, RefreshError, SignInError, TokenResponse};
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
 use utoipa::{
@@ -18,8 +15,6 @@ use utoipa::{
 };
 
 pub use extractor::AuthUser;
-use google::GoogleError;
-use sessions::{Profile, RefreshError, TokenResponse};
 
 use platform::rate_limit;
 
@@ -96,19 +91,22 @@ pub async fn google_sign_in(
     ApiJson(request): ApiJson<GoogleSignIn>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     state.limits.check(rate_limit::AUTH, &address.0).await?;
-    let identity = state
-        .google
-        .verify(&request.id_token)
-        .await
-        .map_err(|error| match error {
-            GoogleError::Invalid(reason) => {
+    Ok(Json(
+        state.auth.sign_in_with_google(&request.id_token).await?,
+    ))
+}
+
+impl From<SignInError> for ApiError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::InvalidIdToken(reason) => {
                 tracing::info!(reason, "Google ID token rejected");
                 ApiError::Unauthorized(Problem::new(
                     "invalid_id_token",
                     "The Google ID token is not valid for this app.",
                 ))
             }
-            GoogleError::KeysUnavailable(cause) => {
+            SignInError::ProviderUnavailable(cause) => {
                 tracing::error!(
                     error = platform::telemetry::describe(&cause),
                     "Google keys unavailable"
@@ -118,12 +116,13 @@ pub async fn google_sign_in(
                     "Google sign-in is temporarily unavailable; try again shortly.",
                 ))
             }
-        })?;
-    let name = first_name(identity.given_name.as_deref().or(identity.name.as_deref()));
-    let subject = format!("google:{}", identity.sub);
-    let response = sessions::sign_in(&state.db, &state.tokens, &subject, &name).await?;
-    tracing::info!(user_id = %response.user.id, "signed in with Google");
-    Ok(Json(response))
+            SignInError::InvalidFields(fields) => ApiError::Unprocessable(
+                Problem::new("invalid_fields", "Some fields are invalid.")
+                    .with_details(serde_json::json!({ "fields": fields })),
+            ),
+            SignInError::Unexpected(error) => ApiError::Unexpected(error),
+        }
+    }
 }
 
 /// Exchanges a refresh token for a new pair; the presented token is retired.
@@ -148,14 +147,7 @@ pub async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     state.limits.check(rate_limit::AUTH, &address.0).await?;
-    match sessions::refresh(
-        &state.db,
-        &state.tokens,
-        &request.refresh_token,
-        state.config.identity.refresh_reuse_grace,
-    )
-    .await
-    {
+    match state.auth.refresh(&request.refresh_token).await {
         Ok(response) => Ok(Json(response)),
         Err(RefreshError::Invalid) => Err(ApiError::Unauthorized(Problem::new(
             "invalid_refresh_token",
@@ -190,7 +182,7 @@ pub async fn logout(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.limits.check(rate_limit::AUTH, &address.0).await?;
-    sessions::logout(&state.db, &request.refresh_token).await?;
+    state.auth.logout(&request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,7 +198,9 @@ pub async fn logout(
     )
 )]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Profile>, ApiError> {
-    sessions::profile(&state.db, user.id)
+    state
+        .auth
+        .profile(user.id)
         .await?
         .map(Json)
         .ok_or_else(extractor::invalid_token)
@@ -234,37 +228,10 @@ pub async fn dev_sign_in(
     ApiJson(request): ApiJson<DevSignIn>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     state.limits.check(rate_limit::AUTH, &address.0).await?;
-    let email = request.email.trim().to_lowercase();
-    let mut invalid = serde_json::Map::new();
-    if !(3..=254).contains(&email.len()) || !email.contains('@') {
-        invalid.insert("email".into(), "must be an email address".into());
-    }
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 50 || !domain::text::is_clean(name, false) {
-        invalid.insert(
-            "name".into(),
-            "must have 1 to 50 characters, without control, bidi or zero-width characters".into(),
-        );
-    }
-    if !invalid.is_empty() {
-        return Err(ApiError::Unprocessable(
-            Problem::new("invalid_fields", "Some fields are invalid.")
-                .with_details(serde_json::json!({ "fields": invalid })),
-        ));
-    }
-    let digest = digest::digest(&digest::SHA256, email.as_bytes());
-    let subject = format!("dev:{}", platform::crypto::hex(digest.as_ref()));
     Ok(Json(
-        sessions::sign_in(&state.db, &state.tokens, &subject, &first_name(Some(name))).await?,
+        state
+            .auth
+            .sign_in_dev(&request.email, &request.name)
+            .await?,
     ))
-}
-
-/// The first word of a name, at most 50 characters, without hidden characters (the name comes
-/// from Google and is shown on the public survey page); "Friend" when there is none.
-fn first_name(name: Option<&str>) -> String {
-    name.map(domain::text::cleaned)
-        .as_deref()
-        .and_then(|n| n.split_whitespace().next())
-        .map(|first| first.chars().take(50).collect())
-        .unwrap_or_else(|| "Friend".to_owned())
 }
