@@ -6,7 +6,7 @@ use std::sync::Arc;
 use platform::{
     aws::{AwsClients, Table},
     clock::{self, Clock},
-    crypto::AnswerCipher,
+    crypto::Sealer,
     db,
     outbox::Publisher,
     rate_limit::RateLimiter,
@@ -73,7 +73,7 @@ impl AppState {
         Ok(Self {
             surveys: surveys::Surveys {
                 db: pool.clone(),
-                cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+                cipher: Arc::new(Sealer::new(&config.answer_keys)?),
                 day_keys: Arc::new(surveys::anonymity::DayKeys::new(table.clone())),
                 limits: limits.clone(),
                 clock: clock.clone(),

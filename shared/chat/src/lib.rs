@@ -46,7 +46,7 @@ use llm::{
 use platform::{
     aws::Table,
     clock::Clock,
-    crypto::{AnswerCipher, Sealed},
+    crypto::{Sealed, Sealer},
     cursor::{Cursor, InvalidPage, Page, PageRequest},
     events::{self, EventKind},
     outbox::{self, Publisher, Queue},
@@ -178,7 +178,7 @@ impl From<LimitError> for ChatError {
 pub struct Chat {
     pub db: Pool,
     /// Seals messages and memory notes under `MESSAGE_KEYS` (owner id ‖ message id).
-    pub cipher: Arc<AnswerCipher>,
+    pub cipher: Arc<Sealer>,
     pub llm: Provider,
     pub moderation: Option<Moderation>,
     pub limits: RateLimiter,
@@ -224,7 +224,7 @@ impl Chat {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            cipher: Arc::new(AnswerCipher::new(&settings.message_keys)?),
+            cipher: Arc::new(Sealer::new(&settings.message_keys)?),
             llm: Provider::connect(
                 settings.llm.base_url.as_deref(),
                 settings.llm.api_key.as_ref().map(|key| key.expose_secret()),

@@ -20,7 +20,7 @@ use llm::{
 };
 use platform::{
     aws::AwsClients,
-    crypto::AnswerCipher,
+    crypto::Sealer,
     db,
     worker::{process_batch, Message, SqsQueueOps, StepError},
 };
@@ -59,7 +59,7 @@ instructions, nothing about the persona itself.";
 #[derive(Clone)]
 pub struct MemoryWorker {
     pub db: Pool,
-    pub cipher: Arc<AnswerCipher>,
+    pub cipher: Arc<Sealer>,
     pub llm: Provider,
     pub queue: SqsQueueOps,
 }
@@ -68,7 +68,7 @@ impl MemoryWorker {
     pub fn new(config: ChatMemoryConfig, aws: &AwsClients) -> anyhow::Result<Self> {
         Ok(Self {
             db: db::pool(&config.database)?,
-            cipher: Arc::new(AnswerCipher::new(&config.message_keys)?),
+            cipher: Arc::new(Sealer::new(&config.message_keys)?),
             llm: Provider::connect(
                 config.llm.base_url.as_deref(),
                 config.llm.api_key.as_ref().map(|key| key.expose_secret()),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::env::NamedKey;
 
-/// A sealed answer set, as stored.
+/// A sealed record (answers, a chat message), as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
     pub key_id: String,
@@ -32,21 +32,22 @@ pub enum CryptoError {
     Random,
 }
 
-pub struct AnswerCipher {
+/// Seals and opens records at rest with AES-256-GCM under named keys: survey answers (associated
+/// data: survey id and response id) and chat messages and memory notes (owner id and message
+/// id), each kind with its own keys. The first key seals; every key opens, so keys rotate.
+pub struct Sealer {
     keys: Vec<(String, LessSafeKey)>,
     random: SystemRandom,
 }
 
-impl std::fmt::Debug for AnswerCipher {
+impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("AnswerCipher")
-            .field("key_ids", &ids)
-            .finish()
+        f.debug_struct("Sealer").field("key_ids", &ids).finish()
     }
 }
 
-impl AnswerCipher {
+impl Sealer {
     pub fn new(keys: &[NamedKey]) -> Result<Self, CryptoError> {
         let keys = keys
             .iter()
@@ -92,7 +93,7 @@ impl AnswerCipher {
         })
     }
 
-    /// Opens what [`AnswerCipher::seal`] sealed for the same survey and response.
+    /// Opens what [`Sealer::seal`] sealed for the same survey and response.
     pub fn open(
         &self,
         survey_id: Uuid,
@@ -158,7 +159,7 @@ mod tests {
 
     #[test]
     fn sealed_answers_open_with_the_same_ids() {
-        let cipher = AnswerCipher::new(&[key("a", 1)]).unwrap();
+        let cipher = Sealer::new(&[key("a", 1)]).unwrap();
         let (survey, response) = ids();
         let sealed = cipher
             .seal(survey, response, b"kind, sharp, funny")
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn wrong_associated_data_fails() {
-        let cipher = AnswerCipher::new(&[key("a", 1)]).unwrap();
+        let cipher = Sealer::new(&[key("a", 1)]).unwrap();
         let (survey, response) = ids();
         let sealed = cipher.seal(survey, response, b"secret").unwrap();
         assert!(cipher.open(Uuid::new_v4(), response, &sealed).is_err());
@@ -184,12 +185,12 @@ mod tests {
     #[test]
     fn a_wrong_or_unknown_key_fails() {
         let (survey, response) = ids();
-        let sealed = AnswerCipher::new(&[key("a", 1)])
+        let sealed = Sealer::new(&[key("a", 1)])
             .unwrap()
             .seal(survey, response, b"secret")
             .unwrap();
-        let impostor = AnswerCipher::new(&[key("a", 2)]).unwrap();
-        let stranger = AnswerCipher::new(&[key("b", 1)]).unwrap();
+        let impostor = Sealer::new(&[key("a", 2)]).unwrap();
+        let stranger = Sealer::new(&[key("b", 1)]).unwrap();
         assert!(matches!(
             impostor.open(survey, response, &sealed),
             Err(CryptoError::Open)
@@ -203,18 +204,18 @@ mod tests {
     #[test]
     fn after_rotation_new_answers_use_the_new_key_and_old_ones_still_open() {
         let (survey, response) = ids();
-        let old = AnswerCipher::new(&[key("a", 1)])
+        let old = Sealer::new(&[key("a", 1)])
             .unwrap()
             .seal(survey, response, b"old")
             .unwrap();
-        let rotated = AnswerCipher::new(&[key("b", 2), key("a", 1)]).unwrap();
+        let rotated = Sealer::new(&[key("b", 2), key("a", 1)]).unwrap();
         assert_eq!(rotated.open(survey, response, &old).unwrap(), b"old");
         assert_eq!(rotated.seal(survey, response, b"new").unwrap().key_id, "b");
     }
 
     #[test]
     fn every_single_bit_flip_fails_to_open() {
-        let cipher = AnswerCipher::new(&[key("a", 1)]).unwrap();
+        let cipher = Sealer::new(&[key("a", 1)]).unwrap();
         let (survey, response) = ids();
         let plaintext = vec![0x5a; 110];
         let sealed = cipher.seal(survey, response, &plaintext).unwrap();

@@ -21,7 +21,7 @@ use llm::{LlmError, Written};
 use personas::{PersonaVersion, Personas};
 use platform::{
     aws::AwsClients,
-    crypto::{AnswerCipher, CryptoError, Sealed},
+    crypto::{CryptoError, Sealed, Sealer},
     worker::{process_batch, Message, SqsQueueOps, StepError, MAX_RECEIVES},
 };
 use secrecy::ExposeSecret;
@@ -43,7 +43,7 @@ pub const RULE_BASED_FALLBACK: &str = "rule_based_fallback";
 #[derive(Clone)]
 pub struct SynthesizeWorker {
     pub personas: Personas,
-    pub cipher: Arc<AnswerCipher>,
+    pub cipher: Arc<Sealer>,
     pub llm: llm::Provider,
     pub queue: SqsQueueOps,
     /// First delay of the retry backoff of transient LLM failures.
@@ -68,7 +68,7 @@ impl SynthesizeWorker {
                 config.publishes.clone(),
                 aws,
             )?,
-            cipher: Arc::new(AnswerCipher::new(&config.answer_keys)?),
+            cipher: Arc::new(Sealer::new(&config.answer_keys)?),
             llm,
             queue: crate::queue_ops("synthesize", &config.queue, aws),
             retry_base: config.llm.retry_base,

@@ -21,7 +21,7 @@ use domain::surveys::{
 };
 use platform::{
     clock::Clock,
-    crypto::AnswerCipher,
+    crypto::Sealer,
     cursor::{Cursor, InvalidPage, Page, PageRequest},
     rate_limit::{self, LimitError, Limited, RateLimiter},
 };
@@ -101,7 +101,7 @@ impl Submission {
 #[derive(Clone)]
 pub struct Surveys {
     pub db: Pool,
-    pub cipher: Arc<AnswerCipher>,
+    pub cipher: Arc<Sealer>,
     pub day_keys: Arc<DayKeys>,
     pub limits: RateLimiter,
     pub clock: Arc<dyn Clock>,

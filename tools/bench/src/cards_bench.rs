@@ -125,7 +125,7 @@ fn node_pipeline(scratch: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn fonts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cards/fonts")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/cards/fonts")
 }
 
 /// A warm Node pipeline: `render.mjs serve`, one render per request.

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use platform::{
-    crypto::AnswerCipher,
+    crypto::Sealer,
     outbox::{self, Queue},
 };
 use serde_json::Value;
@@ -27,7 +27,7 @@ const CHUNK: usize = 50;
 /// for the current question bank), sealed with `cipher`.
 pub async fn queued_personas(
     db: &Pool,
-    cipher: &AnswerCipher,
+    cipher: &Sealer,
     submitted: &[Value],
     n: usize,
 ) -> anyhow::Result<Vec<QueuedPersona>> {
