@@ -6,6 +6,7 @@
 
 mod extractor;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use ::auth::{Profile, RefreshError, SignInError, TokenResponse};
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
@@ -234,4 +235,18 @@ pub async fn dev_sign_in(
             .sign_in_dev(&request.email, &request.name)
             .await?,
     ))
+}
+
+/// The identity routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(google_sign_in))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// The local stack's dev sign-in; never merged into the router Lambda serves.
+pub fn local_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(dev_sign_in))
 }

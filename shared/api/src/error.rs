@@ -1,4 +1,4 @@
-//! The one error type of the HTTP layer and the standard error body (SPEC section 4):
+//! The one error type of the HTTP layer and the standard error body (docs/api.md, "Errors"):
 //! `{"error": {"code", "message", "details", "request_id"}}`.
 //!
 //! Each variant documents its status. 5xx bodies are generic; the cause chain goes to the log

@@ -4,6 +4,7 @@
 //! checks every dependency in parallel, each with a short timeout, and says which one failed;
 //! the cause of a failure goes to the log only.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
 use anyhow::Context;
@@ -135,4 +136,11 @@ async fn check_sqs(state: &AppState) -> anyhow::Result<()> {
             .context("GetQueueAttributes")?;
     }
     Ok(())
+}
+
+/// The health routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }

@@ -1,5 +1,5 @@
 //! `ApiJson<T>`: axum's JSON extractor with our error body for every rejection.
-//! Request types use `#[serde(deny_unknown_fields)]` (SPEC: unknown JSON fields are rejected).
+//! Request types use `#[serde(deny_unknown_fields)]` (docs/api.md: unknown JSON fields are rejected).
 
 use axum::{
     extract::{rejection::JsonRejection, FromRequest, Request},

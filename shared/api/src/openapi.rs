@@ -2,6 +2,7 @@
 //! through `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
 //! document in one step, so the two cannot drift.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use std::sync::{Arc, OnceLock};
 
 use axum::{
@@ -173,4 +174,9 @@ pub async fn serve(Extension(document): Extension<OpenApiJson>) -> Result<Respon
         json,
     )
         .into_response())
+}
+
+/// The document's own route.
+pub fn router() -> OpenApiRouter<crate::AppState> {
+    OpenApiRouter::new().routes(routes!(serve))
 }

@@ -2,6 +2,7 @@
 //! re-render the card, publish. The saga runs in the workers; these routes only record commands
 //! and read. Polling is served from DynamoDB alone.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -257,25 +258,6 @@ pub async fn view(state: &AppState, row: &PersonaVersion) -> Result<PersonaView,
     else {
         return Err(anyhow::anyhow!("a ready persona without its synthesis").into());
     };
-    let mut sizes = Vec::with_capacity(row.cards.len());
-    for card in &row.cards {
-        sizes.push(CardSize {
-            size: card.size.clone(),
-            url: state.cards.link(card).await?,
-            width: card.width,
-            height: card.height,
-        });
-    }
-    let card = sizes
-        .iter()
-        .find(|s| s.size == "square")
-        .map(|square| CardView {
-            url: square.url.clone(),
-            theme: row.theme.clone(),
-            width: square.width,
-            height: square.height,
-            sizes: Vec::new(),
-        });
     let bond = state.chat.bond(row.owner_id).await?;
     Ok(PersonaView {
         id: row.id,
@@ -288,14 +270,34 @@ pub async fn view(state: &AppState, row: &PersonaVersion) -> Result<PersonaView,
         bond_level: bond.level(),
         bond_name: bond.name(),
         bond_points: bond.points,
-        card: card.map(|mut card| {
-            card.sizes = sizes;
-            card
-        }),
+        card: card_view(state, row).await?,
         is_public: row.is_public,
         synthesized_by: row.synthesized_by.clone().unwrap_or_default(),
         created_at: row.created_at,
     })
+}
+
+/// The square card with links to every size.
+async fn card_view(state: &AppState, row: &PersonaVersion) -> Result<Option<CardView>, ApiError> {
+    let mut sizes = Vec::with_capacity(row.cards.len());
+    for card in &row.cards {
+        sizes.push(CardSize {
+            size: card.size.clone(),
+            url: state.cards.link(card).await?,
+            width: card.width,
+            height: card.height,
+        });
+    }
+    let Some(square) = sizes.iter().find(|s| s.size == "square") else {
+        return Ok(None);
+    };
+    Ok(Some(CardView {
+        url: square.url.clone(),
+        theme: row.theme.clone(),
+        width: square.width,
+        height: square.height,
+        sizes,
+    }))
 }
 
 /// Restarts a failed persona at the step that failed.
@@ -407,4 +409,14 @@ pub async fn update_persona(
         .set_public(user.id, request.is_public)
         .await?;
     Ok(Json(view(&state, &row).await?))
+}
+
+/// The persona routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(synthesize_persona))
+        .routes(routes!(persona_status))
+        .routes(routes!(my_persona, update_persona))
+        .routes(routes!(retry_persona))
+        .routes(routes!(render_card))
 }

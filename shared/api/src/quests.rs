@@ -1,6 +1,7 @@
 //! Quest, reward and ledger routes (F-006): the quest board, claims, the daily check-in and the
 //! crystal ledger, as thin handlers over the `quests` crate's use cases.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{extract::State, http::StatusCode, response::Response, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::quests::{period_name, QuestState, CATALOG_VERSION};
@@ -302,4 +303,13 @@ pub async fn ledger(
         items: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The quest and reward routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(board))
+        .routes(routes!(claim))
+        .routes(routes!(check_in))
+        .routes(routes!(ledger))
 }

@@ -42,40 +42,21 @@ enum Deployment {
 /// of queue). `bench load` measures it at 1,500 connections.
 pub const LOCAL_MAX_IN_FLIGHT: usize = 256;
 
-/// Every route with its handler and its OpenAPI operation.
+/// Every route with its handler and its OpenAPI operation: one router per feature module,
+/// merged here.
 fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::health))
-        .routes(routes!(health::ready))
-        .routes(routes!(openapi::serve))
-        .routes(routes!(auth::google_sign_in))
-        .routes(routes!(auth::refresh))
-        .routes(routes!(auth::logout))
-        .routes(routes!(auth::me))
-        .routes(routes!(surveys::create))
-        .routes(routes!(surveys::mine))
-        .routes(routes!(surveys::public))
-        .routes(routes!(surveys::progress))
-        .routes(routes!(surveys::close))
-        .routes(routes!(surveys::submit))
-        .routes(routes!(personas::synthesize_persona))
-        .routes(routes!(personas::persona_status))
-        .routes(routes!(personas::my_persona, personas::update_persona))
-        .routes(routes!(personas::retry_persona))
-        .routes(routes!(personas::render_card))
-        .routes(routes!(quests::board))
-        .routes(routes!(quests::claim))
-        .routes(routes!(quests::check_in))
-        .routes(routes!(quests::ledger))
-        .routes(routes!(social::public_persona))
-        .routes(routes!(social::share_page))
-        .routes(routes!(social::share_card))
-        .routes(routes!(social::record_share))
-        .routes(routes!(social::compatibility))
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(auth::router())
+        .merge(surveys::router())
+        .merge(personas::router())
+        .merge(quests::router())
+        .merge(social::router())
         .routes(routes!(chat::send_message, chat::history));
     match deployment {
         Deployment::Lambda => routes,
-        Deployment::Local { .. } => routes.routes(routes!(auth::dev_sign_in)),
+        Deployment::Local { .. } => routes.merge(auth::local_router()),
     }
 }
 

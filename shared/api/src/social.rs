@@ -4,6 +4,7 @@
 
 mod page;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     body::Body,
     extract::{Path, State},
@@ -302,4 +303,14 @@ pub async fn compatibility(
             .compatibility(user.id, query.persona_id)
             .await?,
     ))
+}
+
+/// The social routes: public views, the share page and its image, shares, compatibility.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(public_persona))
+        .routes(routes!(share_page))
+        .routes(routes!(share_card))
+        .routes(routes!(record_share))
+        .routes(routes!(compatibility))
 }

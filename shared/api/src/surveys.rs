@@ -1,6 +1,7 @@
 //! Survey routes (F-001): request and response types, OpenAPI operations, and thin handlers over
 //! the `surveys` crate's use cases.
 
+use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     extract::{FromRequestParts, State},
     http::{request::Parts, StatusCode},
@@ -437,4 +438,15 @@ pub async fn submit(
         Replayable::created(accepted, None)
     })
     .await
+}
+
+/// The survey routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(mine))
+        .routes(routes!(public))
+        .routes(routes!(progress))
+        .routes(routes!(close))
+        .routes(routes!(submit))
 }

@@ -226,3 +226,17 @@ pub async fn profile(db: &Pool, user_id: Uuid) -> anyhow::Result<Option<Profile>
         crystal_balance: row.get(3),
     }))
 }
+
+/// Deletes up to `limit` expired refresh tokens (the sweeper's housekeeping; a bounded batch
+/// never holds long locks). Returns how many.
+pub async fn prune_expired(db: &Pool, limit: i64) -> anyhow::Result<u64> {
+    let client = db.get().await.context("connecting to PostgreSQL")?;
+    client
+        .execute_cached(
+            "DELETE FROM refresh_tokens WHERE token_hash IN (
+                 SELECT token_hash FROM refresh_tokens WHERE expires_at < now() LIMIT $1)",
+            &[&limit],
+        )
+        .await
+        .context("pruning expired refresh tokens")
+}

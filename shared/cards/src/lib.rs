@@ -81,7 +81,7 @@ pub enum RenderError {
 }
 
 /// The card design. Bump it with any change to how cards look; then re-render every persona's
-/// cards (README "Runbooks": the sweeper's `rerender_cards` action).
+/// cards (docs/operations.md: the sweeper's `rerender_cards` action).
 pub const DESIGN_VERSION: i32 = 1;
 
 /// Holds the fonts and the templates; build once per process (cold start) and share (clones

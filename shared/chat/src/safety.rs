@@ -1,7 +1,7 @@
 //! The rule-based safety check every user message passes, in English and Korean. It always runs;
 //! a remote moderation API ([`crate::moderation`]) can only add categories to its verdict.
 //!
-//! Categories (README "Chat", "Safety"):
+//! Categories (docs/api.md, "Chat"):
 //! - `self_harm`: suicide, self-injury, wanting to die → a fixed supportive reply with crisis
 //!   resources, and no LLM call.
 //! - `sexual_minors`: sexual content involving minors → refused (422).

@@ -1,4 +1,4 @@
-//! The fixed set of eight persona archetypes (SPEC "Persona saga").
+//! The fixed set of eight persona archetypes (docs/architecture.md).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -1,4 +1,4 @@
-//! The persona saga's states and the status clients poll (SPEC "Persona saga").
+//! The persona saga's states and the status clients poll (docs/architecture.md).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

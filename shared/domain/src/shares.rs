@@ -1,4 +1,4 @@
-//! Where an owner says they shared their persona (SPEC "Social"): a fixed set, stored with each
+//! Where an owner says they shared their persona (docs/api.md, "Social"): a fixed set, stored with each
 //! share as a product metric.
 
 use serde::{Deserialize, Serialize};

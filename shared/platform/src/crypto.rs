@@ -133,7 +133,7 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// survey id ‖ response id (SPEC "Anonymity").
+/// survey id ‖ response id (docs/privacy.md).
 fn associated_data(survey_id: Uuid, response_id: Uuid) -> [u8; 32] {
     let mut aad = [0u8; 32];
     aad[..16].copy_from_slice(survey_id.as_bytes());

@@ -18,7 +18,7 @@ pub struct Policy {
     pub window: Duration,
 }
 
-/// Sign-in, refresh, logout: 10 per minute per address (SPEC "Operations").
+/// Sign-in, refresh, logout: 10 per minute per address (docs/api.md, "Rate limits").
 pub const AUTH: Policy = Policy {
     name: "auth",
     limit: 10,

@@ -1,4 +1,4 @@
-//! The persona saga (SPEC "Persona saga"): step 1 `synthesize` and step 2 `render_card` as SQS
+//! The persona saga (docs/architecture.md, "The persona saga"): step 1 `synthesize` and step 2 `render_card` as SQS
 //! workers, and the sweeper that keeps every job moving. Each is built from its own function's
 //! configuration; [`Saga`] bundles the three for the local stack, which runs them in one process.
 //!

@@ -164,15 +164,8 @@ impl Sweeper {
     }
 
     async fn prune(&self) -> anyhow::Result<(u64, u64)> {
+        let tokens = auth::sessions::prune_expired(&self.personas.db, PRUNE_BATCH).await?;
         let client = self.personas.connection().await?;
-        let tokens = client
-            .execute_cached(
-                "DELETE FROM refresh_tokens WHERE token_hash IN (
-                     SELECT token_hash FROM refresh_tokens WHERE expires_at < now() LIMIT $1)",
-                &[&PRUNE_BATCH],
-            )
-            .await
-            .context("pruning expired refresh tokens")?;
         let outbox = client
             .execute_cached(
                 "DELETE FROM outbox WHERE id IN (

@@ -1,4 +1,4 @@
-//! Duplicate-answer detection that cannot identify anyone (SPEC "Anonymity").
+//! Duplicate-answer detection that cannot identify anyone (docs/privacy.md).
 //!
 //! A marker is `HMAC-SHA256(day key, survey id ‖ address hash ‖ fingerprint)`. Day keys are 32
 //! random bytes per UTC day, kept in the DynamoDB table under `pk = anonymity#day-key` (encrypted

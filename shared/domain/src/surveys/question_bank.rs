@@ -21,7 +21,7 @@ pub enum Stat {
     Energy,
 }
 
-/// A question as clients see it (SPEC question shape).
+/// A question as clients see it (docs/api.md, "Surveys").
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Question {
     pub id: &'static str,
