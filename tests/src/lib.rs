@@ -651,6 +651,21 @@ impl TestApp {
             .expect("the template configures the chat memory function")
     }
 
+    /// The export and erase functions, configured as the template configures them (sharing
+    /// this app's keys), with `extra` overrides.
+    pub async fn account(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> (account::ExportWorker, account::EraseWorker) {
+        let mut overrides = self.overrides.clone();
+        for (name, value) in extra {
+            overrides.insert((*name).to_owned(), (*value).to_owned());
+        }
+        devstack::stack::local_account(&self.template, &self.resources, &overrides, &self.aws)
+            .await
+            .expect("the template configures the export and erase functions")
+    }
+
     /// Journey: the saga soak (`devstack::soak`) over this app's queues: `messages` distinct
     /// saga messages, each delivered one to three times, shuffled, with crashes injected at every
     /// boundary; returns the census.
@@ -660,7 +675,14 @@ impl TestApp {
             &self.resources,
             &self.aws,
             self.saga(&[]).await,
-            self.chat_memory(&[]).await,
+            devstack::stack::local_other_workers(
+                &self.template,
+                &self.resources,
+                &self.overrides,
+                &self.aws,
+            )
+            .await
+            .expect("the other workers"),
             devstack::soak::SoakOptions {
                 messages,
                 seed: 14,
@@ -671,14 +693,15 @@ impl TestApp {
         .expect("running the soak")
     }
 
-    /// Starts the workers for `saga`, and the chat memory worker as this app is configured
-    /// (see [`Workers`]).
+    /// Starts the workers for `saga`, and the chat memory, export and erase workers as this app
+    /// is configured (the erase's grace period shortened to a second; see [`Workers`]).
     pub async fn start_workers(&self, saga: saga::Saga) -> Workers {
         self.start_workers_with(saga, self.chat_memory(&[]).await)
+            .await
     }
 
     /// [`TestApp::start_workers`] with a chat memory worker of the test's own.
-    pub fn start_workers_with(
+    pub async fn start_workers_with(
         &self,
         saga: saga::Saga,
         memory: chat::memory::MemoryWorker,
@@ -686,6 +709,8 @@ impl TestApp {
         let cancel = tokio_util::sync::CancellationToken::new();
         let mut workers = devstack::stack::saga_workers(&saga);
         workers.extend(devstack::stack::chat_workers(&memory));
+        let (export, erase) = self.account(&[("ERASE_GRACE_SECS", "1")]).await;
+        workers.extend(devstack::stack::account_workers(&export, &erase));
         for poller in
             devstack::stack::pollers(&self.template, &self.resources, &workers).expect("pollers")
         {
@@ -867,6 +892,106 @@ impl TestApp {
             .items
             .unwrap_or_default();
         format!("{items:?}")
+    }
+
+    /// Every object key in the private bucket.
+    pub async fn bucket_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .aws
+                .s3
+                .list_objects_v2()
+                .bucket(&self.config().cards_bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("listing the bucket");
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return keys;
+            }
+        }
+    }
+
+    /// Where any of `needles` still appears: the database, the bucket's keys, the table.
+    pub async fn residue(&self, needles: &[String]) -> Vec<String> {
+        let database = self.database_dump().await;
+        let keys = self.bucket_keys().await.join("\n");
+        let table = self.table_dump().await;
+        let mut found = Vec::new();
+        for needle in needles {
+            for (place, text) in [
+                ("PostgreSQL", &database),
+                ("S3", &keys),
+                ("DynamoDB", &table),
+            ] {
+                if text.contains(needle.as_str()) {
+                    found.push(format!("{needle} in {place}"));
+                }
+            }
+        }
+        found
+    }
+
+    /// Journey: the owner asks for an export and waits until it is ready (the workers must be
+    /// running); returns the downloaded document.
+    pub async fn export_of(&self, owner: &Owner) -> Value {
+        let response = self.post_as(owner, "/v1/me/exports", json!({})).await;
+        assert_eq!(response.status(), 202, "asking for an export");
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("a location")
+            .to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let export: Value = self
+                .get_as(owner, &location)
+                .await
+                .json()
+                .await
+                .expect("an export");
+            if export["state"] == "ready" {
+                let url = export["download_url"].as_str().expect("a download link");
+                let document = reqwest::get(url).await.expect("downloading the export");
+                assert_eq!(document.status(), 200, "the download link works");
+                return document.json().await.expect("a JSON document");
+            }
+            assert_eq!(export["state"], "pending", "{export}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the export never got ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Journey: the owner deletes their account; returns the response.
+    pub async fn erase(&self, owner: &Owner) -> reqwest::Response {
+        self.http
+            .delete(self.url("/v1/me"))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .expect("sending the erase")
+    }
+
+    /// Waits until no erasure is in progress (the workers must be running).
+    pub async fn wait_for_erasures(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.count("SELECT count(*) FROM account_erasures").await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the erase never finished"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The local URL, ARN and name of template resource `logical_id`.

@@ -6,7 +6,6 @@
 
 mod extractor;
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use ::auth::{Profile, RefreshError, SignInError, TokenResponse};
 use axum::{extract::State, http::StatusCode, Json};
 use serde::Deserialize;
@@ -14,8 +13,9 @@ use utoipa::{
     openapi::schema::{Object, ObjectBuilder, Type},
     ToSchema,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use extractor::AuthUser;
+pub use extractor::{AccountHolder, AuthUser, Authenticator};
 
 use platform::rate_limit;
 

@@ -30,7 +30,7 @@ use axum::{
     Extension, Json,
 };
 use chat::config::ChatConfig;
-use chat::{Begun, ChatError, ChatMessage, Exchange, Role, Source};
+use chat::{ChatError, ChatMessage, Exchange, Received, Role, Source};
 use chrono::{DateTime, Utc};
 use domain::text::patterns;
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
@@ -42,7 +42,7 @@ use utoipa::{openapi::schema::Object, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    auth::AuthUser,
+    auth::{AuthUser, Authenticator},
     error::{ErrorBody, ErrorObject},
     extract::ApiQuery,
     idempotency::{IdempotencyKey, REPLAYED_HEADER},
@@ -57,21 +57,21 @@ use crate::{
 #[derive(Clone)]
 pub struct ChatApi {
     pub chat: chat::Chat,
-    pub tokens: Arc<AccessTokens>,
+    pub authenticator: Authenticator,
 }
 
 impl FromRef<AppState> for ChatApi {
     fn from_ref(state: &AppState) -> Self {
         Self {
             chat: state.chat.clone(),
-            tokens: state.auth.tokens.clone(),
+            authenticator: state.authenticator.clone(),
         }
     }
 }
 
-impl FromRef<ChatApi> for Arc<AccessTokens> {
+impl FromRef<ChatApi> for Authenticator {
     fn from_ref(api: &ChatApi) -> Self {
-        api.tokens.clone()
+        api.authenticator.clone()
     }
 }
 
@@ -79,15 +79,20 @@ impl ChatApi {
     /// The chat stream function's state, from its own configuration.
     pub fn new(config: &ChatConfig, aws: &AwsClients) -> anyhow::Result<Self> {
         let clock = clock::system();
+        let table = Table::new(&aws.dynamodb, &config.table_name);
         Ok(Self {
             chat: chat::Chat::new(
                 &config.chat,
                 db::pool(&config.database)?,
-                Table::new(&aws.dynamodb, &config.table_name),
+                table.clone(),
                 Publisher::new(aws.sqs.clone(), config.publishes.clone()),
                 clock.clone(),
             )?,
-            tokens: Arc::new(AccessTokens::new(&config.identity, clock)),
+            authenticator: Authenticator {
+                tokens: Arc::new(AccessTokens::new(&config.identity, clock.clone())),
+                marks: ::account::ErasureMarks { table },
+                clock,
+            },
         })
     }
 }
@@ -272,13 +277,13 @@ pub async fn send_message(
 ) -> Result<Response, ApiError> {
     let streamed = streaming.is_some() && wants_event_stream(&headers);
     let request_id = request_context::current_request_id();
-    let begun = api
+    let received = api
         .chat
         .begin(user.id, &request.content, key.value(), request_id.clone())
         .await?;
     let request_id = request_id.unwrap_or_default();
-    Ok(match (begun, streamed) {
-        (Begun::Replayed(exchange), false) => {
+    Ok(match (received, streamed) {
+        (Received::Replayed(exchange), false) => {
             let mut response =
                 (StatusCode::CREATED, Json(exchange_view(&exchange))).into_response();
             response
@@ -286,7 +291,7 @@ pub async fn send_message(
                 .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             response
         }
-        (Begun::Replayed(exchange), true) => {
+        (Received::Replayed(exchange), true) => {
             let tokens = stream::iter([exchange.reply.content.clone()]);
             let mut response = event_stream(tokens, Box::pin(async { Ok(exchange) }), request_id);
             response
@@ -294,14 +299,14 @@ pub async fn send_message(
                 .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             response
         }
-        (Begun::Started(pending), false) => {
-            let exchange = outcome(pending.spawn(None)).await?;
+        (Received::Accepted(awaiting), false) => {
+            let exchange = outcome(awaiting.spawn(None)).await?;
             (StatusCode::CREATED, Json(exchange_view(&exchange))).into_response()
         }
-        (Begun::Started(pending), true) => {
+        (Received::Accepted(awaiting), true) => {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
             // Spawned now: the token stream ends when the task drops its sender.
-            let reply = pending.spawn(Some(sender));
+            let reply = awaiting.spawn(Some(sender));
             let tokens = stream::unfold(receiver, |mut receiver| async move {
                 receiver.recv().await.map(|token| (token, receiver))
             });

@@ -35,7 +35,13 @@ impl FunctionConfig for HttpApiConfig {
             cards_bucket: cards_bucket(env),
             queues: QueueUrls::read(
                 env,
-                &[Queue::Synthesize, Queue::Render, Queue::SummarizeChat],
+                &[
+                    Queue::Synthesize,
+                    Queue::Render,
+                    Queue::SummarizeChat,
+                    Queue::Export,
+                    Queue::Erase,
+                ],
             ),
             web: WebConfig::read(env),
             identity: auth::IdentityConfig::read(env),
@@ -75,6 +81,8 @@ mod tests {
             ("ANSWER_KEYS", "a1:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="),
             ("MESSAGE_KEYS", "m1:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ="),
             ("SUMMARIZE_CHAT_QUEUE_URL", "http://localhost/q/c"),
+            ("EXPORT_QUEUE_URL", "http://localhost/q/x"),
+            ("ERASE_QUEUE_URL", "http://localhost/q/e"),
         ])
     }
 

@@ -4,8 +4,8 @@
 //! checks every dependency in parallel, each with a short timeout, and says which one failed;
 //! the cause of a failure goes to the log only.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use std::{collections::BTreeMap, future::Future, time::Duration};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use anyhow::Context;
 use axum::{extract::State, Json};

@@ -147,13 +147,15 @@ impl IdempotencyKey {
         self.key.as_deref()
     }
 
-    /// Runs `operation` at most once per key: `scope` names the caller and operation (for
-    /// example `surveys.create#<user id>`), `request` is the parsed body whose hash detects a
-    /// key reused for a different request.
+    /// Runs `operation` at most once per key of `owner`: `name` names the operation (for
+    /// example `surveys.create`), `request` is the parsed body whose hash detects a key reused
+    /// for a different request. The record is in the owner's partition
+    /// (`platform::ownership::idempotency_partition`), so erasing the account deletes it.
     pub async fn run<F, Fut>(
         self,
         store: &Idempotency,
-        scope: &str,
+        owner: uuid::Uuid,
+        name: &str,
         request: &impl Serialize,
         operation: F,
     ) -> Result<Response, ApiError>
@@ -161,7 +163,7 @@ impl IdempotencyKey {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Replayable, ApiError>>,
     {
-        self.run_with(store, Digest::Plain, scope, request, operation)
+        self.run_with(store, Digest::Plain(owner), name, request, operation)
             .await
     }
 
@@ -204,11 +206,15 @@ impl IdempotencyKey {
             .unwrap_or_else(|| idempotency.now_ms() + LOCAL_BUDGET.as_millis() as u64);
         let store = Store {
             idempotency,
-            pk: match digest {
-                Digest::Plain => format!("idem#{scope}#{key}"),
-                Digest::Keyed(_) => {
-                    format!("idem#{}", digest.of(format!("{scope}#{key}").as_bytes()))
-                }
+            key: match digest {
+                Digest::Plain(owner) => (
+                    platform::ownership::idempotency_partition(owner),
+                    format!("{scope}#{key}"),
+                ),
+                Digest::Keyed(_) => (
+                    format!("idem#{}", digest.of(format!("{scope}#{key}").as_bytes())),
+                    "idem".to_owned(),
+                ),
             },
             round_expiry: matches!(digest, Digest::Keyed(_)),
         };
@@ -245,7 +251,7 @@ impl IdempotencyKey {
 #[derive(Clone, Copy)]
 enum Digest<'a> {
     /// SHA-256: for authenticated routes, whose caller is known anyway.
-    Plain,
+    Plain(uuid::Uuid),
     /// HMAC-SHA256 under a day key.
     Keyed(&'a [u8; 32]),
 }
@@ -253,7 +259,7 @@ enum Digest<'a> {
 impl Digest<'_> {
     fn of(self, bytes: &[u8]) -> String {
         let tag: Vec<u8> = match self {
-            Digest::Plain => digest::digest(&digest::SHA256, bytes).as_ref().to_vec(),
+            Digest::Plain(_) => digest::digest(&digest::SHA256, bytes).as_ref().to_vec(),
             Digest::Keyed(key) => {
                 let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
                 aws_lc_rs::hmac::sign(&key, bytes).as_ref().to_vec()
@@ -265,7 +271,8 @@ impl Digest<'_> {
 
 struct Store<'a> {
     idempotency: &'a Idempotency,
-    pk: String,
+    /// Partition and sort key.
+    key: (String, String),
     /// Round the record's expiry up to a whole day (anonymous records carry no send time).
     round_expiry: bool,
 }
@@ -324,8 +331,8 @@ impl Store<'_> {
             .client()
             .put_item()
             .table_name(self.table())
-            .item("pk", AttributeValue::S(self.pk.clone()))
-            .item("sk", AttributeValue::S("idem".into()))
+            .item("pk", AttributeValue::S(self.key.0.clone()))
+            .item("sk", AttributeValue::S(self.key.1.clone()))
             .item("status", AttributeValue::S("in_progress".into()))
             .item("request_hash", AttributeValue::S(request_hash.into()))
             .item(
@@ -364,8 +371,8 @@ impl Store<'_> {
             .client()
             .update_item()
             .table_name(self.table())
-            .key("pk", AttributeValue::S(self.pk.clone()))
-            .key("sk", AttributeValue::S("idem".into()))
+            .key("pk", AttributeValue::S(self.key.0.clone()))
+            .key("sk", AttributeValue::S(self.key.1.clone()))
             .update_expression(
                 "SET #status = :completed, response_status = :code, response_body = :body \
                  REMOVE lock_until_ms",
@@ -396,8 +403,8 @@ impl Store<'_> {
         self.client()
             .delete_item()
             .table_name(self.table())
-            .key("pk", AttributeValue::S(self.pk.clone()))
-            .key("sk", AttributeValue::S("idem".into()))
+            .key("pk", AttributeValue::S(self.key.0.clone()))
+            .key("sk", AttributeValue::S(self.key.1.clone()))
             .send()
             .await
             .context("releasing an idempotency lock")?;

@@ -1,6 +1,7 @@
 //! The HTTP API: one axum router, served by `lambda_http` inside Lambda and by `axum::serve` in
 //! the local stack, so both run the same routes, middleware and error mapping.
 
+pub mod account;
 pub mod auth;
 pub mod chat;
 pub mod client_address;

@@ -2,8 +2,8 @@
 //! through `utoipa_axum::routes!`, which adds a handler to the router and its operation to the
 //! document in one step, so the two cannot drift.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use std::sync::{Arc, OnceLock};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use axum::{
     http::{header, HeaderValue},

@@ -2,7 +2,6 @@
 //! re-render the card, publish. The saga runs in the workers; these routes only record commands
 //! and read. Polling is served from DynamoDB alone.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
@@ -16,6 +15,7 @@ use domain::{
 use personas::{status::status_of, PersonaError, PersonaVersion, Started};
 use serde::{Deserialize, Serialize};
 use utoipa::{openapi::schema::Object, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -166,8 +166,7 @@ pub async fn synthesize_persona(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let scope = format!("personas.synthesize#{}", user.id);
-    key.run(&state.idempotency, &scope, &(), || async {
+    key.run(&state.idempotency, user.id, "personas.synthesize", &(), || async {
         let request_id = request_context::current_request_id();
         let row = match state.personas.request_synthesis(user.id, request_id.as_deref()).await? {
             Started::New(row) => {
@@ -323,13 +322,18 @@ pub async fn retry_persona(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let scope = format!("personas.retry#{}", user.id);
-    key.run(&state.idempotency, &scope, &(), || async {
-        let request_id = request_context::current_request_id();
-        let row = state.personas.retry(user.id, request_id.as_deref()).await?;
-        tracing::info!(persona_id = %row.id, "persona retry requested");
-        accepted(&row)
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "personas.retry",
+        &(),
+        || async {
+            let request_id = request_context::current_request_id();
+            let row = state.personas.retry(user.id, request_id.as_deref()).await?;
+            tracing::info!(persona_id = %row.id, "persona retry requested");
+            accepted(&row)
+        },
+    )
     .await
     .map(poll_after)
 }
@@ -369,15 +373,20 @@ pub async fn render_card(
             ),
         ));
     }
-    let scope = format!("personas.card#{}", user.id);
-    key.run(&state.idempotency, &scope, &request, || async {
-        let request_id = request_context::current_request_id();
-        let row = state
-            .personas
-            .rerender(user.id, &request.theme, request_id.as_deref())
-            .await?;
-        accepted(&row)
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "personas.card",
+        &request,
+        || async {
+            let request_id = request_context::current_request_id();
+            let row = state
+                .personas
+                .rerender(user.id, &request.theme, request_id.as_deref())
+                .await?;
+            accepted(&row)
+        },
+    )
     .await
     .map(poll_after)
 }

@@ -1,13 +1,13 @@
 //! Quest, reward and ledger routes (F-006): the quest board, claims, the daily check-in and the
 //! crystal ledger, as thin handlers over the `quests` crate's use cases.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{extract::State, http::StatusCode, response::Response, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::quests::{period_name, QuestState, CATALOG_VERSION};
 use quests::{Entry, QuestError};
 use serde::Serialize;
 use utoipa::{openapi::schema::Object, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::AuthUser,
@@ -232,15 +232,20 @@ pub async fn claim(
     key: IdempotencyKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let scope = format!("quests.claim#{}", user.id);
     let request = serde_json::json!({ "quest_id": id });
-    key.run(&state.idempotency, &scope, &request, || async {
-        let claimed = state.quests.claim(user.id, &id).await?;
-        paid(ClaimView {
-            reward: claimed.reward,
-            balance: claimed.balance,
-        })
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "quests.claim",
+        &request,
+        || async {
+            let claimed = state.quests.claim(user.id, &id).await?;
+            paid(ClaimView {
+                reward: claimed.reward,
+                balance: claimed.balance,
+            })
+        },
+    )
     .await
 }
 
@@ -264,15 +269,20 @@ pub async fn check_in(
     user: AuthUser,
     key: IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let scope = format!("rewards.daily#{}", user.id);
-    key.run(&state.idempotency, &scope, &(), || async {
-        let checked_in = state.quests.check_in(user.id).await?;
-        paid(CheckInView {
-            reward: checked_in.reward,
-            streak: checked_in.streak,
-            balance: checked_in.balance,
-        })
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "rewards.daily",
+        &(),
+        || async {
+            let checked_in = state.quests.check_in(user.id).await?;
+            paid(CheckInView {
+                reward: checked_in.reward,
+                streak: checked_in.streak,
+                balance: checked_in.balance,
+            })
+        },
+    )
     .await
 }
 

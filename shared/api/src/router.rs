@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    auth,
+    account, auth,
     chat::{self, ChatApi},
     health,
     openapi::{self, ApiDoc, OpenApiJson},
@@ -49,6 +49,7 @@ fn routes(deployment: Deployment) -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(openapi::router())
         .merge(auth::router())
+        .merge(account::router())
         .merge(surveys::router())
         .merge(personas::router())
         .merge(quests::router())

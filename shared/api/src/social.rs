@@ -4,7 +4,6 @@
 
 mod page;
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     body::Body,
     extract::{Path, State},
@@ -25,6 +24,7 @@ use utoipa::{
     },
     IntoParams, PartialSchema, ToSchema,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -258,20 +258,25 @@ pub async fn record_share(
     key: IdempotencyKey,
     ApiJson(request): ApiJson<ShareRequest>,
 ) -> Result<Response, ApiError> {
-    let scope = format!("personas.shares#{}", user.id);
-    key.run(&state.idempotency, &scope, &request, || async {
-        let share = state.social.record_share(user.id, request.channel).await?;
-        Replayable::created(
-            ShareView {
-                id: share.id,
-                persona_id: share.persona_id,
-                channel: share.channel,
-                share_url: page_url(&state.config.web.frontend_url, share.persona_id),
-                created_at: share.created_at,
-            },
-            None,
-        )
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "personas.shares",
+        &request,
+        || async {
+            let share = state.social.record_share(user.id, request.channel).await?;
+            Replayable::created(
+                ShareView {
+                    id: share.id,
+                    persona_id: share.persona_id,
+                    channel: share.channel,
+                    share_url: page_url(&state.config.web.frontend_url, share.persona_id),
+                    created_at: share.created_at,
+                },
+                None,
+            )
+        },
+    )
     .await
 }
 

@@ -12,9 +12,9 @@ use platform::{
     rate_limit::RateLimiter,
 };
 
-use ::auth::{AccessTokens, Auth};
+use ::auth::Auth;
 
-use crate::{idempotency::Idempotency, HttpApiConfig};
+use crate::{auth::Authenticator, idempotency::Idempotency, HttpApiConfig};
 
 /// Shared handles: cheap to clone (everything inside is reference-counted).
 #[derive(Clone)]
@@ -24,6 +24,9 @@ pub struct AppState {
     pub aws: AwsClients,
     pub clock: Arc<dyn Clock>,
     pub auth: Auth,
+    pub authenticator: Authenticator,
+    pub exports: ::account::Exports,
+    pub erasures: ::account::Erasures,
     pub limits: RateLimiter,
     pub idempotency: Idempotency,
     pub surveys: surveys::Surveys,
@@ -34,9 +37,9 @@ pub struct AppState {
     pub chat: chat::Chat,
 }
 
-impl axum::extract::FromRef<AppState> for Arc<AccessTokens> {
+impl axum::extract::FromRef<AppState> for Authenticator {
     fn from_ref(state: &AppState) -> Self {
-        state.auth.tokens.clone()
+        state.authenticator.clone()
     }
 }
 
@@ -70,7 +73,30 @@ impl AppState {
             },
             publisher: publisher.clone(),
         };
+        let auth = Auth::new(&config.identity, pool.clone(), clock.clone());
+        let marks = ::account::ErasureMarks {
+            table: table.clone(),
+        };
         Ok(Self {
+            authenticator: Authenticator {
+                tokens: auth.tokens.clone(),
+                marks: marks.clone(),
+                clock: clock.clone(),
+            },
+            exports: ::account::Exports {
+                db: pool.clone(),
+                s3: aws.s3.clone(),
+                bucket: config.cards_bucket.clone(),
+                clock: clock.clone(),
+                publisher: publisher.clone(),
+            },
+            erasures: ::account::Erasures {
+                db: pool.clone(),
+                marks,
+                address_hash_key: Arc::new(config.identity.address_hash_key.clone()),
+                clock: clock.clone(),
+                publisher: publisher.clone(),
+            },
             surveys: surveys::Surveys {
                 db: pool.clone(),
                 cipher: Arc::new(Sealer::new(&config.answer_keys)?),
@@ -99,7 +125,7 @@ impl AppState {
                 limits: limits.clone(),
                 cards,
             },
-            auth: Auth::new(&config.identity, pool.clone(), clock.clone()),
+            auth,
             idempotency: Idempotency {
                 table,
                 clock: clock.clone(),

@@ -1,7 +1,6 @@
 //! Survey routes (F-001): request and response types, OpenAPI operations, and thin handlers over
 //! the `surveys` crate's use cases.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
 use axum::{
     extract::{FromRequestParts, State},
     http::{request::Parts, StatusCode},
@@ -22,6 +21,7 @@ use utoipa::{
     },
     IntoParams, ToSchema,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -262,15 +262,20 @@ pub async fn create(
     key: IdempotencyKey,
     ApiJson(request): ApiJson<CreateSurvey>,
 ) -> Result<Response, ApiError> {
-    let scope = format!("surveys.create#{}", user.id);
-    key.run(&state.idempotency, &scope, &request, || async {
-        let survey = state
-            .surveys
-            .create(user.id, request.title.as_deref())
-            .await?;
-        let location = format!("/v1/surveys/{}/progress", survey.id);
-        Replayable::created(view(&state, &survey, state.clock.now()), Some(location))
-    })
+    key.run(
+        &state.idempotency,
+        user.id,
+        "surveys.create",
+        &request,
+        || async {
+            let survey = state
+                .surveys
+                .create(user.id, request.title.as_deref())
+                .await?;
+            let location = format!("/v1/surveys/{}/progress", survey.id);
+            Replayable::created(view(&state, &survey, state.clock.now()), Some(location))
+        },
+    )
     .await
 }
 

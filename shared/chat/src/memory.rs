@@ -115,7 +115,11 @@ impl MemoryWorker {
             .await
             .map_err(StepError::retryable)?
         {
-            None => return Err(StepError::permanent("unknown_owner")),
+            // The account was erased (or never chatted): nothing to fold, nothing to re-create.
+            None => {
+                info!(%owner_id, "no chat for this owner; nothing to summarize");
+                return Ok(());
+            }
             Some(exchanges) if exchanges < upto => {
                 return Err(StepError::permanent("unknown_version"))
             }

@@ -40,6 +40,7 @@ pub async fn speaking_persona(
         Current::NotYet => return Ok(Speaking::NotReady),
         Current::Nothing => return Ok(Speaking::NoPersona),
     };
+    let version = *version;
     let (Some(archetype), Some(system_prompt)) = (version.archetype, version.system_prompt) else {
         anyhow::bail!("a shown persona without its synthesis");
     };

@@ -17,7 +17,7 @@ pub struct StatusStore {
 }
 
 fn key(owner_id: Uuid) -> AttributeValue {
-    AttributeValue::S(format!("persona-status#{owner_id}"))
+    AttributeValue::S(platform::ownership::status_partition(owner_id))
 }
 
 impl StatusStore {

@@ -40,21 +40,22 @@ impl Personas {
         self.connection().await.map_err(StepError::retryable)
     }
 
-    /// The version a step message names, with the connection it was read on; an unknown
-    /// persona can never succeed, so its message is dead-lettered at once.
+    /// The version a step message names, with the connection it was read on; `None` when no
+    /// such version exists any more (its account was erased): the message does nothing and
+    /// nothing is re-created.
     pub async fn load_for_step(
         &self,
         id: Uuid,
-    ) -> Result<(deadpool_postgres::Object, PersonaVersion), StepError> {
+    ) -> Result<Option<(deadpool_postgres::Object, PersonaVersion)>, StepError> {
         let client = self.client().await?;
         match versions::load(&client, id)
             .await
             .map_err(StepError::retryable)?
         {
-            Some(version) => Ok((client, version)),
+            Some(version) => Ok(Some((client, version))),
             None => {
-                warn!(persona_id = %id, "a step message for an unknown persona");
-                Err(StepError::permanent("unknown_persona"))
+                tracing::info!(persona_id = %id, "a step message for a persona that is gone; nothing to do");
+                Ok(None)
             }
         }
     }

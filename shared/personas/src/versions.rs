@@ -183,7 +183,7 @@ pub async fn current(
 /// What the owner has to show, in one round trip.
 pub enum Current {
     /// Their newest shown version.
-    Shown(PersonaVersion),
+    Shown(Box<PersonaVersion>),
     /// A version exists, none is shown yet (the first is still being made, or failed).
     NotYet,
     /// No version at all.
@@ -202,7 +202,7 @@ pub async fn current_or_why(
     )
     .await?;
     Ok(match newest {
-        Some(version) if version.is_shown() => Current::Shown(version),
+        Some(version) if version.is_shown() => Current::Shown(Box::new(version)),
         Some(_) => Current::NotYet,
         None => Current::Nothing,
     })

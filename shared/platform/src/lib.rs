@@ -12,6 +12,7 @@ pub mod env;
 pub mod events;
 pub mod metrics;
 pub mod outbox;
+pub mod ownership;
 pub mod rate_limit;
 pub mod secrets;
 pub mod telemetry;

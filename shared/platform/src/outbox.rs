@@ -35,10 +35,20 @@ pub enum Queue {
     Render,
     /// Chat memory: fold older turns of an owner's chat into a memory note.
     SummarizeChat,
+    /// Your data: build an account's export.
+    Export,
+    /// Your data: erase an account.
+    Erase,
 }
 
 impl Queue {
-    pub const ALL: [Queue; 3] = [Queue::Synthesize, Queue::Render, Queue::SummarizeChat];
+    pub const ALL: [Queue; 5] = [
+        Queue::Synthesize,
+        Queue::Render,
+        Queue::SummarizeChat,
+        Queue::Export,
+        Queue::Erase,
+    ];
     /// The persona saga's steps (the sweeper turns their dead letters into failed personas).
     pub const SAGA: [Queue; 2] = [Queue::Synthesize, Queue::Render];
 
@@ -48,6 +58,8 @@ impl Queue {
             Queue::Synthesize => "synthesize",
             Queue::Render => "render",
             Queue::SummarizeChat => "summarize_chat",
+            Queue::Export => "export",
+            Queue::Erase => "erase",
         }
     }
 
@@ -61,6 +73,8 @@ impl Queue {
             Queue::Synthesize => "SYNTHESIZE_QUEUE_URL",
             Queue::Render => "RENDER_QUEUE_URL",
             Queue::SummarizeChat => "SUMMARIZE_CHAT_QUEUE_URL",
+            Queue::Export => "EXPORT_QUEUE_URL",
+            Queue::Erase => "ERASE_QUEUE_URL",
         }
     }
 
@@ -70,6 +84,8 @@ impl Queue {
             Queue::Synthesize => "SYNTHESIZE_DLQ_URL",
             Queue::Render => "RENDER_DLQ_URL",
             Queue::SummarizeChat => "SUMMARIZE_CHAT_DLQ_URL",
+            Queue::Export => "EXPORT_DLQ_URL",
+            Queue::Erase => "ERASE_DLQ_URL",
         }
     }
 }

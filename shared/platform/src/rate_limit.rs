@@ -1,7 +1,9 @@
 //! Fixed-window rate limits, counted in DynamoDB so every Lambda instance shares them.
 //!
 //! One `UpdateItem ... ADD` per request (atomic, one round trip); the counter item expires by
-//! TTL after its window. Subjects are user ids or keyed hashes of addresses, never raw addresses.
+//! TTL after its window. Subjects are user ids or keyed hashes of addresses, never raw addresses;
+//! every counter of a subject is in its partition (`ownership::rate_partition`), so erasing an
+//! account deletes them all.
 
 use std::{sync::Arc, time::Duration};
 
@@ -79,6 +81,7 @@ pub struct RateLimiter {
 
 struct Window {
     pk: String,
+    sk: String,
     end: u64,
     now: u64,
 }
@@ -97,7 +100,8 @@ impl RateLimiter {
         let length = policy.window.as_secs().max(1);
         let start = now - now % length;
         Window {
-            pk: format!("rate#{}#{subject}#{start}", policy.name),
+            pk: crate::ownership::rate_partition(subject),
+            sk: format!("{}#{start}", policy.name),
             end: start + length,
             now,
         }
@@ -115,7 +119,7 @@ impl RateLimiter {
         let update = Update::builder()
             .table_name(&self.table.name)
             .key("pk", AttributeValue::S(window.pk.clone()))
-            .key("sk", AttributeValue::S("rate".into()))
+            .key("sk", AttributeValue::S(window.sk.clone()))
             .update_expression(
                 "ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)",
             )
@@ -143,7 +147,7 @@ impl RateLimiter {
             .update_item()
             .table_name(&self.table.name)
             .key("pk", AttributeValue::S(window.pk.clone()))
-            .key("sk", AttributeValue::S("rate".into()))
+            .key("sk", AttributeValue::S(window.sk.clone()))
             .update_expression(
                 "ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)",
             )

@@ -78,7 +78,9 @@ impl RenderWorker {
             generation,
         } = message.body;
         let personas = &self.personas;
-        let (client, row) = personas.load_for_step(id).await?;
+        let Some((client, row)) = personas.load_for_step(id).await? else {
+            return Ok(());
+        };
         if row.state != PersonaState::Rendering || row.render_generation != generation {
             info!(
                 state = row.state.as_str(),

@@ -73,7 +73,7 @@ fn step_of(queue: Queue) -> Option<Step> {
     match queue {
         Queue::Synthesize => Some(Step::Synthesize),
         Queue::Render => Some(Step::RenderCard),
-        Queue::SummarizeChat => None,
+        Queue::SummarizeChat | Queue::Export | Queue::Erase => None,
     }
 }
 

@@ -91,7 +91,9 @@ impl SynthesizeWorker {
     async fn synthesize_step(&self, message: Message<SynthesizeJob>) -> Result<(), StepError> {
         let id = message.body.persona_id;
         let personas = &self.personas;
-        let (client, row) = personas.load_for_step(id).await?;
+        let Some((client, row)) = personas.load_for_step(id).await? else {
+            return Ok(());
+        };
         let stale_run = message
             .body
             .generation

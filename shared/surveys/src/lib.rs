@@ -254,7 +254,6 @@ impl Surveys {
                 survey_id,
                 response_id,
                 &sealed,
-                RESPONSE_THRESHOLD,
                 &first_version,
                 request_id,
                 now,

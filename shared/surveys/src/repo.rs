@@ -3,7 +3,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use domain::surveys::SurveyStatus;
+use domain::surveys::{SurveyStatus, RESPONSE_THRESHOLD};
 use personas::threshold::FirstVersion;
 use platform::db::CachedStatements;
 use platform::{
@@ -195,12 +195,12 @@ pub enum Submitted {
     },
 }
 
+/// Stores a sealed answer; the third makes `first_version` (see `personas::threshold`).
 pub async fn submit(
     db: &Pool,
     survey_id: Uuid,
     response_id: Uuid,
     sealed: &Sealed,
-    threshold: i32,
     first_version: &FirstVersion,
     request_id: Option<&str>,
     now: DateTime<Utc>,
@@ -217,7 +217,7 @@ pub async fn submit(
                 &sealed.key_id,
                 &sealed.nonce,
                 &sealed.ciphertext,
-                &threshold,
+                &RESPONSE_THRESHOLD,
                 &first_version.persona_id,
                 &first_version.state.as_str(),
                 &message.id,

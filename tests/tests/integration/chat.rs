@@ -197,10 +197,12 @@ async fn the_eleventh_turn_back_is_not_in_the_context_but_the_memory_note_is() {
         .await;
     let app = app_with_llm(&server, &[]).await;
     // Synthesis offline; the memory worker asks the same model as chat.
-    let _workers = app.start_workers_with(
-        app.saga(&[("LLM_BASE_URL", "")]).await,
-        app.chat_memory(&[]).await,
-    );
+    let _workers = app
+        .start_workers_with(
+            app.saga(&[("LLM_BASE_URL", "")]).await,
+            app.chat_memory(&[]).await,
+        )
+        .await;
     let owner = app
         .owner_with_persona("memory@example.com", Archetype::Kuudere)
         .await;

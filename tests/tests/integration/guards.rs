@@ -124,7 +124,8 @@ fn things_router(state: AppState, effects: Effects) -> Router {
         async move {
             key.run(
                 &state.idempotency,
-                "things.create#tester",
+                uuid::Uuid::nil(),
+                "things.create",
                 &body,
                 || async {
                     tokio::time::sleep(Duration::from_millis(body.delay_ms)).await;

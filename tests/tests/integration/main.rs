@@ -22,3 +22,4 @@ mod social;
 mod surveys;
 mod template;
 mod worker_batches;
+mod your_data;

@@ -243,8 +243,8 @@ async fn the_sample_sqs_events_run_through_the_worker_handlers() {
             .unwrap()
     };
 
-    // The sample names a persona this database does not have: permanently undeliverable, so it
-    // is parked in the dead-letter queue (with its reason and request id) and acknowledged.
+    // The samples name a persona this database does not have (as after its account was
+    // erased): the message does nothing, is acknowledged, and nothing is re-created.
     let synthesize = saga
         .synthesize_batch(load("events/synthesize/job.json"))
         .await;
@@ -253,28 +253,16 @@ async fn the_sample_sqs_events_run_through_the_worker_handlers() {
     assert!(synthesize.batch_item_failures.is_empty());
     assert!(render.batch_item_failures.is_empty());
     for dead_letters in ["SynthesizeDeadLetterQueue", "RenderDeadLetterQueue"] {
-        let messages = app
-            .aws
-            .sqs
-            .receive_message()
-            .queue_url(&app.resource(dead_letters).reference)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default();
-        assert_eq!(messages.len(), 1, "{dead_letters}");
-        let attributes = messages[0].message_attributes.as_ref().unwrap();
-        assert_eq!(
-            attributes["failure_reason"].string_value(),
-            Some("unknown_persona")
-        );
-        assert_eq!(
-            attributes[REQUEST_ID_ATTRIBUTE].string_value(),
-            Some("Vq1aBcDeIAMEbcw=")
+        assert!(
+            app.queue_messages(dead_letters).await.is_empty(),
+            "{dead_letters}"
         );
     }
+    assert_eq!(app.count("SELECT count(*) FROM personas").await, 0);
+    assert!(
+        !app.table_dump().await.contains("persona-status#"),
+        "no status re-created"
+    );
 }
 
 #[tokio::test]
@@ -318,7 +306,8 @@ async fn a_batch_that_outlives_the_function_timeout_fails_as_a_whole_like_lambda
 }
 
 #[tokio::test]
-async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_there() {
+async fn a_memory_job_for_an_unknown_owner_does_nothing_and_a_poison_one_stays_in_its_dead_letter_queue(
+) {
     let app = spawn_app().await;
     let memory = app.chat_memory(&[]).await;
     let load = |name: &str| -> aws_lambda_events::sqs::SqsEvent {
@@ -326,7 +315,8 @@ async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_t
             .unwrap()
     };
 
-    // A job for an owner this database does not know, and a body that is not a job.
+    // A job for an owner this database does not know (erased): done, nothing written; and a
+    // body that is not a job: parked.
     let job = memory
         .handle_batch(load("events/chat_memory/job.json"))
         .await;
@@ -348,9 +338,6 @@ async fn the_sample_chat_memory_events_end_in_their_dead_letter_queue_and_stay_t
     );
     assert_eq!(
         reasons(&app.queue_messages("SummarizeChatDeadLetterQueue").await),
-        [
-            ("undecodable_body".to_owned(), "Vq1aBcDeIAMEpsn=".to_owned()),
-            ("unknown_owner".to_owned(), "Vq1aBcDeIAMEchat=".to_owned()),
-        ]
+        [("undecodable_body".to_owned(), "Vq1aBcDeIAMEpsn=".to_owned())]
     );
 }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use devstack::{
     provision::{provision, provision_secrets},
     soak::{SoakOptions, SoakReport},
-    stack::{local_chat_memory, local_defaults, local_saga, Services},
+    stack::{local_defaults, local_other_workers, local_saga, Services},
     template::Template,
 };
 
@@ -28,14 +28,14 @@ async fn soak(services: &Services, messages: usize) -> anyhow::Result<SoakReport
     let secrets = local_defaults(&mut overrides);
     provision_secrets(&services.aws, &prefix, &secrets, &mut resources).await?;
     let saga = local_saga(&template, &resources, &overrides, &services.aws).await?;
-    let memory = local_chat_memory(&template, &resources, &overrides, &services.aws).await?;
+    let others = local_other_workers(&template, &resources, &overrides, &services.aws).await?;
     eprintln!("soak: {messages} messages ({} personas)", messages / 2);
     devstack::soak::run(
         &template,
         &resources,
         &services.aws,
         saga,
-        memory,
+        others,
         SoakOptions {
             messages,
             seed: 14,

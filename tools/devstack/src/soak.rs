@@ -9,30 +9,33 @@
 //! 0–2 extra copies of each at random moments over the next two seconds. Each persona crashes once at a pseudo-randomly chosen subset of the four boundaries
 //! (a third of the time at each), so every boundary crashes for thousands of jobs, and no job is
 //! made to fail five times in a row (which would dead-letter it, correctly but uselessly).
+//!
+//! [`FEED_WINDOW`]: delivery::FEED_WINDOW
+
+mod census;
+mod chaos;
+mod delivery;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
-use domain::personas::PersonaState;
-use futures_util::{stream, StreamExt, TryStreamExt};
-use platform::{
-    aws::AwsClients,
-    worker::{StepError, FAILURE_REASON_ATTRIBUTE},
-};
-use saga::{FaultPoint, Faults, Saga};
+use platform::aws::AwsClients;
+use saga::Saga;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{provision::LocalResources, stack, template::Template};
+use census::census;
+use chaos::{crashes, Random};
+use delivery::{backlog, Feed, RenderCopies};
 
 /// How big a soak.
 #[derive(Debug, Clone, Copy)]
@@ -90,214 +93,15 @@ impl SoakReport {
     }
 }
 
-/// SplitMix64: a tiny deterministic generator (shuffles and coin flips need no more).
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i as u64 + 1) as usize);
-        }
-    }
-}
-
-/// Crashes each persona's step once at the boundaries chosen for it.
-fn crashes(seed: u64, count: Arc<AtomicUsize>) -> Faults {
-    let fired = Arc::new(Mutex::new(HashSet::<(Uuid, FaultPoint)>::new()));
-    Faults::inject_per_persona(move |point, persona| {
-        let chosen =
-            Random(seed ^ persona.as_u64_pair().0 ^ persona.as_u64_pair().1 ^ point as u64)
-                .below(3)
-                == 0;
-        if chosen
-            && fired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((persona, point))
-        {
-            count.fetch_add(1, Ordering::Relaxed);
-            return Err(StepError::Retryable {
-                error: anyhow::anyhow!("injected crash at {point:?}"),
-                after: Some(Duration::ZERO),
-            });
-        }
-        Ok(())
-    })
-}
-
-/// Sends `bodies` to `queue_url`, ten to a batch, a few batches at a time.
-async fn send_all(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    bodies: Vec<String>,
-) -> anyhow::Result<()> {
-    let batches: Vec<Vec<String>> = bodies.chunks(10).map(<[String]>::to_vec).collect();
-    stream::iter(batches)
-        .map(|batch| async move {
-            let entries = batch
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let sent = sqs
-                .send_message_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .context("sending a batch")?;
-            if !sent.failed().is_empty() {
-                anyhow::bail!("{} messages of a batch were refused", sent.failed().len());
-            }
-            anyhow::Ok(())
-        })
-        .buffer_unordered(4)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
-}
-
-/// Messages on `queue_url`: (waiting or delayed, in flight). A copy that a worker left to come
-/// back after the queue's visibility timeout (minutes) stays in flight long after its persona
-/// is ready; it is counted, not waited for (when it returns, the step finds the work done).
-async fn backlog(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<(i64, i64)> {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    let count = |name: &QueueAttributeName| {
-        attributes
-            .get(name)
-            .and_then(|n| n.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    Ok((
-        count(&QueueAttributeName::ApproximateNumberOfMessages)
-            + count(&QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-        count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    ))
-}
-
-/// About this many messages wait on the two saga queues together: synthesize copies are topped
-/// up each second while fewer than half as many wait.
-///
-/// moto's SQS is linear in the depth of a queue on every call (each send and each message
-/// received computes all the queue's attributes, the three approximate counts among them, by
-/// scanning every message), so sending all ~10,000 copies at once made the emulator quadratic:
-/// that 10,000-message run crawled to 3 personas a minute. Topped up against the synthesize
-/// queue alone, the render queue's backlog grew instead. A window keeps the shuffled order and the
-/// duplicates; it only paces them, as a real queue's consumers would see a steady stream.
-const FEED_WINDOW: i64 = 400;
-
-/// The shuffled synthesize copies, sent in order as the queues drain.
-struct Feed {
-    bodies: Vec<String>,
-    next: usize,
-}
-
-impl Feed {
-    /// Sends the next copies so that about [`FEED_WINDOW`] wait, given `waiting` now on both
-    /// saga queues; returns how many it sent.
-    async fn top_up(
-        &mut self,
-        sqs: &aws_sdk_sqs::Client,
-        queue_url: &str,
-        waiting: i64,
-    ) -> anyhow::Result<usize> {
-        if waiting >= FEED_WINDOW / 2 {
-            return Ok(0);
-        }
-        let count = ((FEED_WINDOW - waiting) as usize).min(self.bodies.len() - self.next);
-        let batch = self.bodies[self.next..self.next + count].to_vec();
-        self.next += count;
-        send_all(sqs, queue_url, batch).await?;
-        Ok(count)
-    }
-
-    fn done(&self) -> bool {
-        self.next == self.bodies.len()
-    }
-}
-
-/// Extra copies of render messages: 0–2 of each, sent at random moments within two seconds.
-struct RenderCopies {
-    last_seen: Uuid,
-    pending: Vec<(Instant, String)>,
-    sent: usize,
-    originals: usize,
-}
-
-impl RenderCopies {
-    async fn step(
-        &mut self,
-        db: &deadpool_postgres::Pool,
-        sqs: &aws_sdk_sqs::Client,
-        queue_url: &str,
-        random: &mut Random,
-    ) -> anyhow::Result<()> {
-        let client = db.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, body::text FROM outbox WHERE queue = 'render' AND id > $1 ORDER BY id",
-                &[&self.last_seen],
-            )
-            .await?;
-        drop(client);
-        for row in rows {
-            self.last_seen = row.get(0);
-            self.originals += 1;
-            let body: String = row.get(1);
-            for _ in 0..random.below(3) {
-                let due = Instant::now() + Duration::from_millis(random.below(2_000));
-                self.pending.push((due, body.clone()));
-            }
-        }
-        let now = Instant::now();
-        let (mut due, later): (Vec<_>, Vec<_>) =
-            self.pending.drain(..).partition(|(at, _)| *at <= now);
-        self.pending = later;
-        random.shuffle(&mut due);
-        self.sent += due.len();
-        send_all(
-            sqs,
-            queue_url,
-            due.into_iter().map(|(_, body)| body).collect(),
-        )
-        .await
-    }
-}
-
 /// Runs the soak with `saga` (its faults are replaced) against the template's queues in
-/// `resources`; `memory` is the chat memory worker the local pollers also run.
+/// `resources`; `others` are the other queue workers the local pollers also run (chat memory,
+/// export, erase).
 pub async fn run(
     template: &Template,
     resources: &LocalResources,
     aws: &AwsClients,
     mut saga: Saga,
-    memory: chat::memory::MemoryWorker,
+    others: stack::Workers,
     options: SoakOptions,
 ) -> anyhow::Result<SoakReport> {
     let personas = (options.messages / 2).max(1);
@@ -344,7 +148,7 @@ pub async fn run(
 
     let cancel = CancellationToken::new();
     let mut workers = stack::saga_workers(&saga);
-    workers.extend(stack::chat_workers(&memory));
+    workers.extend(others);
     for poller in stack::pollers(template, resources, &workers)? {
         tokio::spawn(poller.run(aws.sqs.clone(), cancel.clone()));
     }
@@ -416,113 +220,5 @@ pub async fn run(
     report.crashes = crash_count.load(Ordering::Relaxed);
     report.duration = duration;
     report.in_flight_at_end = in_flight;
-    Ok(report)
-}
-
-/// Counts what the soak left behind.
-async fn census(
-    aws: &AwsClients,
-    resources: &LocalResources,
-    saga: &Saga,
-    seeded: &[crate::seed::QueuedPersona],
-) -> anyhow::Result<SoakReport> {
-    let db = &saga.synthesize.personas.db;
-    let client = db.get().await?;
-    let mut report = SoakReport::default();
-    for row in client
-        .query(
-            "SELECT state, COALESCE(error_code, ''), count(*) FROM personas GROUP BY 1, 2",
-            &[],
-        )
-        .await?
-    {
-        let (state, code, count): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
-        match state.as_str() {
-            "ready" => report.ready += count as usize,
-            "failed" => *report.failed.entry(code).or_default() += count as usize,
-            _ => report.lost += count as usize,
-        }
-    }
-    report.duplicate_versions = client
-        .query_one(
-            "SELECT count(*) FROM (SELECT owner_id FROM personas GROUP BY owner_id HAVING count(*) > 1) d",
-            &[],
-        )
-        .await?
-        .get::<_, i64>(0) as usize;
-    let listed_wrong: i64 = client
-        .query_one(
-            "SELECT count(*) FROM personas WHERE state = 'ready' AND jsonb_array_length(cards) <> 3",
-            &[],
-        )
-        .await?
-        .get(0);
-    let ledger = client
-        .query_one(
-            "SELECT count(*), count(*) - count(DISTINCT (user_id, reason, reference)) FROM crystal_ledger",
-            &[],
-        )
-        .await?;
-    report.ledger_entries = ledger.get(0);
-    report.duplicate_ledger_entries = ledger.get(1);
-    drop(client);
-
-    // Card objects per persona (keys are `cards/{persona}/{sha256}.png`).
-    let bucket = resources
-        .get("CardsBucket")
-        .context("the cards bucket")?
-        .reference
-        .clone();
-    let mut per_persona = BTreeMap::<String, usize>::new();
-    let mut pages = aws
-        .s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("cards/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for object in page?.contents() {
-            if let Some(persona) = object.key().and_then(|k| k.split('/').nth(1)) {
-                *per_persona.entry(persona.to_owned()).or_default() += 1;
-                report.card_objects += 1;
-            }
-        }
-    }
-    report.duplicate_cards = per_persona
-        .values()
-        .map(|n| n.saturating_sub(3))
-        .sum::<usize>()
-        + listed_wrong as usize;
-
-    // What clients poll.
-    let status = saga.synthesize.personas.status.clone();
-    let statuses: Vec<bool> = stream::iter(seeded.iter().map(|s| s.owner_id))
-        .map(|owner| {
-            let status = status.clone();
-            async move {
-                let current = status.get(owner).await?;
-                anyhow::Ok(current.is_some_and(|(s, _)| s.state == PersonaState::Ready))
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-    report.statuses_not_ready = statuses.iter().filter(|ready| !**ready).count();
-
-    for id in ["SynthesizeDeadLetterQueue", "RenderDeadLetterQueue"] {
-        let url = &resources.get(id).context("a dead-letter queue")?.reference;
-        for message in crate::poller::peek(&aws.sqs, url).await? {
-            let reason = message
-                .message_attributes()
-                .and_then(|a| a.get(FAILURE_REASON_ATTRIBUTE))
-                .and_then(|v| v.string_value())
-                .unwrap_or("after 5 receives");
-            report.dead_letters.push(format!(
-                "{id}: {reason}: {}",
-                message.body().unwrap_or_default()
-            ));
-        }
-    }
     Ok(report)
 }

@@ -1,310 +1,26 @@
 //! Starting and stopping the local stack.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+mod configuration;
+mod services;
+mod workers;
 
-use anyhow::{bail, Context};
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use anyhow::Context;
 use api::HttpApiConfig;
-use platform::{aws::AwsClients, ConfigError, FunctionConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    emulator::Emulator,
-    poller::{Poller, SqsHandler},
-    postgres::TempPostgres,
-    provision::{provision, provision_secrets, LocalResources},
+    provision::{provision, provision_secrets},
     template::Template,
 };
 
-/// PostgreSQL and the AWS endpoint: started by us, or taken from `DATABASE_URL` /
-/// `AWS_ENDPOINT_URL`.
-pub struct Services {
-    postgres: Option<TempPostgres>,
-    emulator: Option<Emulator>,
-    /// The database the stack uses.
-    pub database_url: String,
-    pub aws: AwsClients,
-}
-
-impl Services {
-    /// Starts whatever the environment does not provide. Blocking parts run off the runtime.
-    pub async fn start() -> anyhow::Result<Self> {
-        let external_database = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
-        let external_aws = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty());
-
-        let postgres = match external_database {
-            Some(_) => None,
-            None => Some(tokio::task::spawn_blocking(TempPostgres::start).await??),
-        };
-        let emulator = if external_aws {
-            None
-        } else {
-            match tokio::task::spawn_blocking(Emulator::start).await? {
-                Ok(emulator) => Some(emulator),
-                Err(error) => {
-                    if let Some(postgres) = &postgres {
-                        postgres.stop();
-                    }
-                    return Err(error);
-                }
-            }
-        };
-        let services = Self {
-            database_url: match (&external_database, &postgres) {
-                (Some(url), _) => url.clone(),
-                (None, Some(postgres)) => postgres.url_of("remirai"),
-                (None, None) => unreachable!("a database is either given or started"),
-            },
-            aws: match &emulator {
-                Some(emulator) => AwsClients::new(&AwsClients::emulator_config(&emulator.endpoint)),
-                None => AwsClients::from_env().await,
-            },
-            postgres,
-            emulator,
-        };
-        if let Some(postgres) = &services.postgres {
-            if let Err(error) = create_database(&postgres.admin_url, "remirai").await {
-                services.stop();
-                return Err(error);
-            }
-        }
-        Ok(services)
-    }
-
-    /// The emulator's endpoint when we started one.
-    pub fn emulator_endpoint(&self) -> Option<&str> {
-        self.emulator.as_ref().map(|e| e.endpoint.as_str())
-    }
-
-    /// Stops the processes we started.
-    pub fn stop(&self) {
-        if let Some(emulator) = &self.emulator {
-            emulator.stop();
-        }
-        if let Some(postgres) = &self.postgres {
-            postgres.stop();
-        }
-    }
-}
-
-/// `CREATE DATABASE name` on the server of `admin_url`, unless it exists.
-pub async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    create_database_from(admin_url, name, None).await
-}
-
-/// `CREATE DATABASE name [TEMPLATE template]`, tolerating an existing database.
-pub async fn create_database_from(
-    admin_url: &str,
-    name: &str,
-    template: Option<&str>,
-) -> anyhow::Result<()> {
-    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-        .await
-        .context("connecting to PostgreSQL as admin")?;
-    let driver = tokio::spawn(connection);
-    let statement = match template {
-        Some(template) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
-        None => format!("CREATE DATABASE \"{name}\""),
-    };
-    let outcome = client.batch_execute(&statement).await;
-    drop(client);
-    let _ = driver.await;
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(error)
-            if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(error).with_context(|| format!("creating database {name}")),
-    }
-}
-
-/// Values the template takes from Secrets Manager or required parameters at deploy time, made up
-/// for a local run. Secret variables (`platform::secrets::CONTRACT`) move out of `overrides` into
-/// the returned map — fresh random keys on every start where none is given (so local tokens die
-/// with the stack) — for the emulator's Secrets Manager, from which the functions read them as in
-/// AWS. `overrides` keeps the rest, plus a placeholder Google client id and a pool sized for one
-/// process serving every route (a Lambda instance serves one request at a time; the local stack
-/// serves them all). Anything already given wins.
-pub fn local_defaults(overrides: &mut BTreeMap<String, String>) -> BTreeMap<String, String> {
-    use base64::Engine;
-    let random_key = || {
-        let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
-            .iter()
-            .flat_map(|id| *id.as_bytes())
-            .collect();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    };
-    let mut secrets: BTreeMap<String, String> = platform::secrets::secret_variables()
-        .filter_map(|name| Some((name.to_owned(), overrides.remove(name)?)))
-        .collect();
-    secrets
-        .entry("JWT_SIGNING_KEYS".into())
-        .or_insert_with(|| format!("local:{}", random_key()));
-    secrets
-        .entry("ADDRESS_HASH_KEY".into())
-        .or_insert_with(random_key);
-    secrets
-        .entry("ANSWER_KEYS".into())
-        .or_insert_with(|| format!("local:{}", random_key()));
-    secrets
-        .entry("MESSAGE_KEYS".into())
-        .or_insert_with(|| format!("local:{}", random_key()));
-    overrides
-        .entry("GOOGLE_CLIENT_ID".into())
-        .or_insert_with(|| "local-dev.apps.googleusercontent.com".into());
-    overrides
-        .entry("DB_POOL_SIZE".into())
-        .or_insert_with(|| "32".into());
-    secrets
-}
-
-/// The template's SQS-triggered functions, run by the local pollers exactly as their Lambda
-/// mains run them.
-pub fn saga_workers(saga: &saga::Saga) -> Workers {
-    let mut workers = Workers::new();
-    let synthesize = saga.clone();
-    workers.insert(
-        "SynthesizeFunction".into(),
-        Arc::new(move |event| {
-            let saga = synthesize.clone();
-            Box::pin(async move { saga.synthesize_batch(event).await })
-        }),
-    );
-    let render = saga.clone();
-    workers.insert(
-        "RenderCardFunction".into(),
-        Arc::new(move |event| {
-            let saga = render.clone();
-            Box::pin(async move { saga.render_batch(event).await })
-        }),
-    );
-    workers
-}
-
-/// The chat memory function, run by the local pollers as its Lambda main runs it.
-pub fn chat_workers(memory: &chat::memory::MemoryWorker) -> Workers {
-    let memory = memory.clone();
-    let handler: SqsHandler = Arc::new(move |event| {
-        let memory = memory.clone();
-        Box::pin(async move { memory.handle_batch(event).await })
-    });
-    Workers::from([("ChatMemoryFunction".to_owned(), handler)])
-}
-
-/// Runs the sweeper every `every` until `shutdown` (the template schedules it every minute; the
-/// local stack runs it more often so a lost message is noticed quickly).
-pub async fn sweeper_loop(
-    saga: saga::Saga,
-    settings: saga::sweeper::SweepSettings,
-    every: std::time::Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(every) => {
-                if let Err(error) = saga.sweep(settings).await {
-                    tracing::warn!(error = format!("{error:#}"), "sweep failed");
-                }
-            }
-        }
-    }
-}
-
-/// The configuration `function` gets from the template — its variables, and the secrets its
-/// `SECRET_ARNS` names, read from Secrets Manager like the Lambda main does — with `overrides`
-/// taking precedence.
-pub async fn function_config<C: FunctionConfig>(
-    template: &Template,
-    function: &str,
-    resources: &LocalResources,
-    overrides: &BTreeMap<String, String>,
-    aws: &AwsClients,
-) -> anyhow::Result<C> {
-    let environment = template.function_environment(function, resources);
-    let arns: Vec<String> = environment
-        .get(platform::secrets::ARNS_VARIABLE)
-        .map(|arns| {
-            arns.split(',')
-                .map(str::trim)
-                .filter(|arn| !arn.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let secrets = platform::secrets::fetch(&aws.secrets, &arns).await?;
-    let config = C::from_lookup(|name| {
-        overrides
-            .get(name)
-            .or_else(|| secrets.get(name))
-            .or_else(|| environment.get(name))
-            .cloned()
-    })
-    .map_err(|error: ConfigError| anyhow::anyhow!("{function}: {error}"))?;
-    Ok(config)
-}
-
-/// The three saga functions, each configured as the template configures it.
-pub async fn local_saga(
-    template: &Template,
-    resources: &LocalResources,
-    overrides: &BTreeMap<String, String>,
-    aws: &AwsClients,
-) -> anyhow::Result<saga::Saga> {
-    saga::Saga::new(
-        function_config(template, "SynthesizeFunction", resources, overrides, aws).await?,
-        function_config(template, "RenderCardFunction", resources, overrides, aws).await?,
-        function_config(template, "SweeperFunction", resources, overrides, aws).await?,
-        aws,
-    )
-}
-
-/// The chat memory function, configured as the template configures it.
-pub async fn local_chat_memory(
-    template: &Template,
-    resources: &LocalResources,
-    overrides: &BTreeMap<String, String>,
-    aws: &AwsClients,
-) -> anyhow::Result<chat::memory::MemoryWorker> {
-    chat::memory::MemoryWorker::new(
-        function_config(template, "ChatMemoryFunction", resources, overrides, aws).await?,
-        aws,
-    )
-}
-
-/// The worker handlers the local stack can run, by the function's logical id in the template.
-pub type Workers = BTreeMap<String, SqsHandler>;
-
-/// One poller per SQS event source of the template. Every SQS-triggered function must have a
-/// handler in `workers`, so a function added to the template cannot silently go unrun locally.
-pub fn pollers(
-    template: &Template,
-    resources: &LocalResources,
-    workers: &Workers,
-) -> anyhow::Result<Vec<Poller>> {
-    template
-        .sqs_event_sources()?
-        .into_iter()
-        .map(|source| {
-            let Some(handler) = workers.get(&source.function) else {
-                bail!(
-                    "template.yaml declares the SQS-triggered function {} but the local stack has no handler for it",
-                    source.function
-                );
-            };
-            let queue = resources
-                .get(&source.queue)
-                .with_context(|| format!("queue {} was not provisioned", source.queue))?;
-            Ok(Poller {
-                queue_url: queue.reference.clone(),
-                queue_arn: queue.arn.clone(),
-                handler: Arc::clone(handler),
-                source,
-            })
-        })
-        .collect()
-}
+pub use configuration::{
+    function_config, local_account, local_chat_memory, local_defaults, local_other_workers,
+    local_saga,
+};
+pub use services::{create_database, create_database_from, Services};
+pub use workers::{account_workers, chat_workers, pollers, saga_workers, sweeper_loop, Workers};
 
 /// Options of [`run`].
 pub struct StackOptions {
@@ -440,9 +156,7 @@ async fn launch(
     let state = api::AppState::new(config, services.aws.clone())?;
     let saga = local_saga(&template, &resources, &overrides, &services.aws).await?;
     let mut workers = saga_workers(&saga);
-    workers.extend(chat_workers(
-        &local_chat_memory(&template, &resources, &overrides, &services.aws).await?,
-    ));
+    workers.extend(local_other_workers(&template, &resources, &overrides, &services.aws).await?);
     let pollers = pollers(&template, &resources, &workers)?;
 
     let listener = tokio::net::TcpListener::bind(options.address)
