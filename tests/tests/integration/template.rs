@@ -35,7 +35,13 @@ fn every_work_queue_redrives_to_a_dead_letter_queue_after_five_receives() {
     let template = Template::parse(devstack::TEMPLATE).unwrap();
     let queues = template.resources_of("AWS::SQS::Queue");
 
-    for id in ["SynthesizeQueue", "RenderQueue", "SummarizeChatQueue"] {
+    for id in [
+        "SynthesizeQueue",
+        "RenderQueue",
+        "SummarizeChatQueue",
+        "ExportQueue",
+        "EraseQueue",
+    ] {
         let (_, properties) = queues.iter().find(|(q, _)| q == id).unwrap();
         let policy = &properties["RedrivePolicy"];
         assert_eq!(policy["maxReceiveCount"].as_i64(), Some(5), "{id}");
@@ -58,7 +64,9 @@ fn every_sqs_worker_reports_partial_failures_and_its_queue_hides_messages_six_ti
         [
             "SynthesizeFunction",
             "RenderCardFunction",
-            "ChatMemoryFunction"
+            "ChatMemoryFunction",
+            "ExportFunction",
+            "EraseFunction"
         ]
     );
 
@@ -132,6 +140,8 @@ fn every_function_gets_exactly_the_variables_its_configuration_reads() {
         ("SweeperFunction", reads::<SweeperConfig>()),
         ("ChatFunction", reads::<ChatConfig>()),
         ("ChatMemoryFunction", reads::<ChatMemoryConfig>()),
+        ("ExportFunction", reads::<account::ExportConfig>()),
+        ("EraseFunction", reads::<account::EraseConfig>()),
     ];
     let declared: BTreeSet<String> = template
         .resources_of("AWS::Serverless::Function")
