@@ -792,9 +792,9 @@ impl TestApp {
         client
             .execute(
                 "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count,
-                     name, archetype, traits, greeting, system_prompt, charisma, intellect, kindness, energy,
+                     name, archetype, traits, greeting, charisma, intellect, kindness, energy,
                      synthesized_by, cards)
-                 VALUES ($1, $2, $3, 1, 'ready', 4, 3, $4, $5, $6, $7, $8, 50, 50, 50, 50, 'rule_based', $9)",
+                 VALUES ($1, $2, $3, 1, 'ready', 4, 3, $4, $5, $6, $7, 50, 50, 50, 50, 'rule_based', $8)",
                 &[
                     &persona,
                     &owner_id,
@@ -803,7 +803,6 @@ impl TestApp {
                     &archetype_name.as_str().expect("a name"),
                     &json!(text.traits),
                     &text.greeting,
-                    &text.system_prompt,
                     &cards,
                 ],
             )

@@ -210,7 +210,7 @@ impl Chat {
         };
         Ok(context::prompt(
             persona.archetype,
-            &persona.system_prompt,
+            &persona.instructions,
             memory,
             history,
             content,

@@ -20,7 +20,8 @@ use crate::{bond, Role, Source};
 pub struct Persona {
     pub id: Uuid,
     pub archetype: Archetype,
-    pub system_prompt: String,
+    /// The chat model's instructions (`context::instructions`), from the version's fields.
+    pub instructions: String,
 }
 
 /// Whether the owner has a persona that can answer.
@@ -40,14 +41,22 @@ pub async fn speaking_persona(
         Current::NotYet => return Ok(Speaking::NotReady),
         Current::Nothing => return Ok(Speaking::NoPersona),
     };
-    let version = *version;
-    let (Some(archetype), Some(system_prompt)) = (version.archetype, version.system_prompt) else {
+    let (Some(name), Some(archetype), Some(stats)) =
+        (version.name.as_deref(), version.archetype, version.stats)
+    else {
         anyhow::bail!("a shown persona without its synthesis");
     };
+    let instructions = crate::context::instructions(&crate::context::PersonaFacts {
+        name,
+        archetype,
+        traits: &version.traits,
+        stats,
+        greeting: version.greeting.as_deref().unwrap_or_default(),
+    });
     Ok(Speaking::Ready(Persona {
         id: version.id,
         archetype,
-        system_prompt,
+        instructions,
     }))
 }
 

@@ -145,17 +145,16 @@ pub(crate) async fn apply(
                 i16::from(stats.kindness),
                 i16::from(stats.energy),
             ];
-            sets = "name = $5, archetype = $6, traits = $7, greeting = $8, system_prompt = $9, \
-                    charisma = $10, intellect = $11, kindness = $12, energy = $13, \
-                    synthesized_by = $14, response_count = $15, \
+            sets = "name = $5, archetype = $6, traits = $7, greeting = $8, \
+                    charisma = $9, intellect = $10, kindness = $11, energy = $12, \
+                    synthesized_by = $13, response_count = $14, \
                     render_generation = render_generation + 1, synthesize_finished_at = now()"
                 .into();
-            let fields: [&(dyn ToSql + Sync); 11] = [
+            let fields: [&(dyn ToSql + Sync); 10] = [
                 &text.name,
                 &archetype,
                 &traits,
                 &text.greeting,
-                &text.system_prompt,
                 &stat_values[0],
                 &stat_values[1],
                 &stat_values[2],

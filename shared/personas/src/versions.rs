@@ -53,8 +53,6 @@ pub struct PersonaVersion {
     pub render_started_at: Option<DateTime<Utc>>,
     pub render_finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
-    /// The chat instructions the synthesis wrote; never sent to a client.
-    pub system_prompt: Option<String>,
 }
 
 impl PersonaVersion {
@@ -72,7 +70,7 @@ pub const COLUMNS: &str = "id, owner_id, survey_id, version, state, state_versio
     persona_is_public(owner_id) AS is_public, \
     bond_level, failed_step, error_code, error_retryable, \
     synthesize_attempts, render_attempts, synthesize_started_at, synthesize_finished_at, \
-    render_started_at, render_finished_at, created_at, synthesize_generation, system_prompt";
+    render_started_at, render_finished_at, created_at, synthesize_generation";
 
 pub fn from_row(row: &tokio_postgres::Row) -> PersonaVersion {
     let stat = |i: usize| row.get::<_, Option<i16>>(i).map(|v| v.clamp(0, 100) as u8);
@@ -123,7 +121,6 @@ pub fn from_row(row: &tokio_postgres::Row) -> PersonaVersion {
         render_finished_at: row.get(29),
         created_at: row.get(30),
         synthesize_generation: row.get(31),
-        system_prompt: row.get(32),
     }
 }
 
@@ -209,7 +206,8 @@ pub async fn current_or_why(
 }
 
 /// The newest shown version of the owner of version `id`, while that owner's persona is public
-/// (any version's id works, so old QR codes keep working). The owner id never leaves the query.
+/// and not hidden by moderation (any version's id works, so old QR codes keep working). The
+/// owner id never leaves the query.
 pub async fn current_public(
     client: &impl GenericClient,
     id: Uuid,
@@ -218,7 +216,7 @@ pub async fn current_public(
         client,
         &format!(
             "WHERE owner_id = (SELECT owner_id FROM personas WHERE id = $1)
-               AND {SHOWN} AND persona_is_public(owner_id)
+               AND {SHOWN} AND persona_is_public(owner_id) AND NOT persona_is_hidden(owner_id)
              ORDER BY version DESC LIMIT 1"
         ),
         &[&id],

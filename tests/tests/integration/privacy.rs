@@ -286,16 +286,7 @@ async fn no_secret_prompt_or_answer_text_reaches_any_log_line() {
     app.wait_for_state(&owner.token, "ready", Duration::from_secs(60))
         .await;
 
-    let prompt: String = app
-        .state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .query_one("SELECT system_prompt FROM personas", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let prompt = chat::context::CHAT_RULES;
     let arns: Vec<String> = [
         "DatabaseSecretArn",
         "IdentitySecretArn",

@@ -158,9 +158,9 @@ async fn seed_personas(database_url: &str) -> anyhow::Result<()> {
     client
         .execute(
             "INSERT INTO personas (id, owner_id, survey_id, version, state, state_version, response_count,
-                 name, archetype, traits, greeting, system_prompt, charisma, intellect, kindness, energy,
+                 name, archetype, traits, greeting, charisma, intellect, kindness, energy,
                  synthesized_by, cards)
-             SELECT p.id, p.owner_id, p.survey_id, 1, 'ready', 4, 3, $1, $2, $3, $4, $5, 50, 50, 50, 50,
+             SELECT p.id, p.owner_id, p.survey_id, 1, 'ready', 4, 3, $1, $2, $3, $4, 50, 50, 50, 50,
                     'rule_based',
                     jsonb_build_array(jsonb_build_object('size', 'square', 'width', 1080, 'height', 1080,
                                                          'key', 'cards/' || p.id || '/seed.png'))
@@ -170,7 +170,6 @@ async fn seed_personas(database_url: &str) -> anyhow::Result<()> {
                 &archetype.as_str().context("an archetype name")?,
                 &json!(text.traits),
                 &text.greeting,
-                &text.system_prompt,
             ],
         )
         .await
