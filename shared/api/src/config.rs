@@ -25,6 +25,8 @@ pub struct HttpApiConfig {
     pub quest_time_zone: chrono_tz::Tz,
     /// The chat routes answer JSON here (the chat stream function streams them).
     pub chat: chat::config::ChatSettings,
+    /// `REPORT_HIDE_THRESHOLD` (3): distinct reporters that hide a public persona.
+    pub report_hide_threshold: u32,
 }
 
 impl FunctionConfig for HttpApiConfig {
@@ -48,6 +50,16 @@ impl FunctionConfig for HttpApiConfig {
             answer_keys: env.required_with("ANSWER_KEYS", named_keys),
             quest_time_zone: quests::config::quest_time_zone(env),
             chat: chat::config::ChatSettings::read(env),
+            report_hide_threshold: {
+                let threshold = env.optional(
+                    "REPORT_HIDE_THRESHOLD",
+                    domain::reports::DEFAULT_HIDE_THRESHOLD,
+                );
+                if threshold == 0 {
+                    env.problem("REPORT_HIDE_THRESHOLD", "must be at least 1");
+                }
+                threshold
+            },
         }
     }
 }

@@ -70,9 +70,20 @@ pub struct PersonaView {
     pub card: Option<CardView>,
     /// Whether the persona as a whole (every version) is public.
     pub is_public: bool,
+    /// Set when reports hid the persona (`hidden`) or ops took it down (`removed`): then nobody
+    /// else sees it, whatever `is_public` says; you still do, and can chat with it.
+    pub moderation: Option<ModerationView>,
     /// `rule_based` (offline), `rule_based_fallback` (the LLM kept failing) or `llm:<model>`.
     pub synthesized_by: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The persona's moderation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerationView {
+    #[schema(value_type = String, example = "hidden")]
+    pub state: personas::moderation::ModerationState,
+    pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -271,6 +282,14 @@ pub async fn view(state: &AppState, row: &PersonaVersion) -> Result<PersonaView,
         bond_points: bond.points,
         card: card_view(state, row).await?,
         is_public: row.is_public,
+        moderation: state
+            .personas
+            .moderation(row.owner_id)
+            .await?
+            .map(|moderation| ModerationView {
+                state: moderation.state,
+                since: moderation.since,
+            }),
         synthesized_by: row.synthesized_by.clone().unwrap_or_default(),
         created_at: row.created_at,
     })

@@ -3,6 +3,7 @@
 //! over the `social` crate; the page itself is in [`page`].
 
 mod page;
+mod report;
 
 use axum::{
     body::Body,
@@ -318,4 +319,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(share_card))
         .routes(routes!(record_share))
         .routes(routes!(compatibility))
+        .routes(routes!(report::report_persona))
 }

@@ -124,6 +124,10 @@ impl AppState {
                 clock: clock.clone(),
                 limits: limits.clone(),
                 cards,
+                reports: social::reports::ReportSettings {
+                    key: Arc::new(config.identity.address_hash_key.clone()),
+                    hide_threshold: config.report_hide_threshold,
+                },
             },
             auth,
             idempotency: Idempotency {

@@ -7,6 +7,7 @@ pub mod moderation;
 pub mod periods;
 pub mod personas;
 pub mod quests;
+pub mod reports;
 pub mod shares;
 pub mod surveys;
 pub mod synthesis;

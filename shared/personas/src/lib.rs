@@ -18,6 +18,7 @@
 pub mod cards;
 pub mod commands;
 pub mod lifecycle;
+pub mod moderation;
 pub mod status;
 pub mod steps;
 pub mod threshold;

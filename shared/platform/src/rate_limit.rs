@@ -49,6 +49,14 @@ pub const SHARE_RECORD: Policy = Policy {
     window: Duration::from_secs(60),
 };
 
+/// Reports on public personas: 10 per hour per user. Hiding needs distinct reporters, so more
+/// from one user only fills the table.
+pub const REPORT: Policy = Policy {
+    name: "report",
+    limit: 10,
+    window: Duration::from_secs(3600),
+};
+
 /// Chat messages: 30 per minute per user (the daily quota of 200 is counted in PostgreSQL, per
 /// day in the quest time zone).
 pub const CHAT: Policy = Policy {

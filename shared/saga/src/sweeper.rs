@@ -88,8 +88,13 @@ impl Sweeper {
 
     /// The function's handler: the schedule's event sweeps; `{"rerender_cards": {"limit": n}}`
     /// (invoked by ops after a card design change) re-renders up to `n` (500) personas' cards
-    /// still on an older design and says how many remain — invoke it again until none do.
+    /// still on an older design and says how many remain — invoke it again until none do;
+    /// `{"moderation": {"persona_id": "<id>", "action": "restore" | "remove"}}` (ops reviewing a
+    /// reported persona) shows it again or takes it down for good.
     pub async fn handle(&self, event: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        if let Some(moderation) = event.get("moderation") {
+            return self.moderate(moderation).await;
+        }
         if let Some(rerender) = event.get("rerender_cards") {
             let limit = rerender
                 .get("limit")
@@ -115,6 +120,23 @@ impl Sweeper {
             "pruned_refresh_tokens": report.pruned_refresh_tokens,
             "pruned_outbox_rows": report.pruned_outbox_rows,
         }))
+    }
+
+    /// Ops' decision on a reported persona.
+    async fn moderate(&self, payload: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let persona_id = payload
+            .get("persona_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|id| id.parse::<Uuid>().ok())
+            .context("moderation needs a \"persona_id\"")?;
+        let decision = match payload.get("action").and_then(serde_json::Value::as_str) {
+            Some("restore") => personas::moderation::Decision::Restore,
+            Some("remove") => personas::moderation::Decision::Remove,
+            _ => anyhow::bail!("moderation needs an \"action\": \"restore\" or \"remove\""),
+        };
+        let found = self.personas.moderate(persona_id, decision).await?;
+        platform::metrics::invocation_done();
+        Ok(serde_json::json!({ "persona_id": persona_id, "applied": found }))
     }
 
     pub async fn sweep(&self, settings: SweepSettings) -> anyhow::Result<SweepReport> {

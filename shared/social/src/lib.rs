@@ -1,5 +1,5 @@
-//! Social (F-005): public personas, the share page's data and card image, shares, and
-//! compatibility between two personas.
+//! Social (F-005): public personas, the share page's data and card image, shares,
+//! compatibility between two personas, and reports on public personas.
 //!
 //! Visibility belongs to the owner's persona as a whole (`persona_visibility`, written by
 //! `personas::Personas::set_public`): every public read here resolves the asked version id to
@@ -8,6 +8,7 @@
 
 pub mod compatibility;
 pub mod public;
+pub mod reports;
 pub mod shares;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub struct Social {
     pub limits: RateLimiter,
     /// The card bucket (the share image is read from it).
     pub cards: CardLinks,
+    pub reports: reports::ReportSettings,
 }
 
 impl Social {

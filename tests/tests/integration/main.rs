@@ -16,6 +16,7 @@ mod migrations;
 mod openapi;
 mod privacy;
 mod quests;
+mod reports;
 mod saga;
 mod soak;
 mod social;
