@@ -878,19 +878,24 @@ impl TestApp {
         String::from_utf8_lossy(&dump.stdout).into_owned()
     }
 
-    /// Every item of this app's DynamoDB table, printed, for tests that search it.
+    /// Every item of this app's DynamoDB tables (the main one and the anonymity one), printed,
+    /// for tests that search them.
     pub async fn table_dump(&self) -> String {
-        let items = self
-            .aws
-            .dynamodb
-            .scan()
-            .table_name(&self.config().table_name)
-            .send()
-            .await
-            .expect("scanning the table")
-            .items
-            .unwrap_or_default();
-        format!("{items:?}")
+        let mut dump = String::new();
+        for table in [&self.config().table_name, &self.config().anonymity_table_name] {
+            let items = self
+                .aws
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .send()
+                .await
+                .expect("scanning a table")
+                .items
+                .unwrap_or_default();
+            dump.push_str(&format!("{items:?}\n"));
+        }
+        dump
     }
 
     /// Every object key in the private bucket.

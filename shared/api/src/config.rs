@@ -12,6 +12,9 @@ use platform::{
 pub struct HttpApiConfig {
     pub database: DatabaseConfig,
     pub table_name: String,
+    /// `ANONYMITY_TABLE_NAME`: the table of the day keys and duplicate markers, the one without
+    /// point-in-time recovery and left out of backups (no restore brings a deleted key back).
+    pub anonymity_table_name: String,
     /// `CARDS_BUCKET`: cards are read (presigned) from it.
     pub cards_bucket: String,
     /// The queues commands publish to.
@@ -34,6 +37,7 @@ impl FunctionConfig for HttpApiConfig {
         Self {
             database: DatabaseConfig::read(env),
             table_name: table_name(env),
+            anonymity_table_name: env.required("ANONYMITY_TABLE_NAME"),
             cards_bucket: cards_bucket(env),
             queues: QueueUrls::read(
                 env,
@@ -74,6 +78,7 @@ mod tests {
         HashMap::from([
             ("DATABASE_URL", "postgres://u:p@localhost/db"),
             ("TABLE_NAME", "table"),
+            ("ANONYMITY_TABLE_NAME", "anonymity"),
             ("CARDS_BUCKET", "cards"),
             ("SYNTHESIZE_QUEUE_URL", "http://localhost/q/s"),
             ("RENDER_QUEUE_URL", "http://localhost/q/r"),

@@ -100,14 +100,16 @@ async fn check_postgres(state: &AppState) -> anyhow::Result<()> {
 }
 
 async fn check_dynamodb(state: &AppState) -> anyhow::Result<()> {
-    state
-        .aws
-        .dynamodb
-        .describe_table()
-        .table_name(&state.config.table_name)
-        .send()
-        .await
-        .context("DescribeTable")?;
+    for table in [&state.config.table_name, &state.config.anonymity_table_name] {
+        state
+            .aws
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .context("DescribeTable")?;
+    }
     Ok(())
 }
 

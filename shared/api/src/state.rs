@@ -100,7 +100,10 @@ impl AppState {
             surveys: surveys::Surveys {
                 db: pool.clone(),
                 cipher: Arc::new(Sealer::new(&config.answer_keys)?),
-                day_keys: Arc::new(surveys::anonymity::DayKeys::new(table.clone())),
+                day_keys: Arc::new(surveys::anonymity::DayKeys::new(Table::new(
+                    &aws.dynamodb,
+                    &config.anonymity_table_name,
+                ))),
                 limits: limits.clone(),
                 clock: clock.clone(),
                 personas: personas.clone(),

@@ -103,7 +103,8 @@ impl Personas {
                      RETURNING {}",
                     versions::COLUMNS
                 ),
-                &[&Uuid::now_v7(), &owner_id, &survey_id, &response_count, &born.as_str()],
+                // Random (v4): a public id must not date the answers it was made from.
+                &[&Uuid::new_v4(), &owner_id, &survey_id, &response_count, &born.as_str()],
             )
             .await
             .context("creating a persona version")?;

@@ -32,7 +32,9 @@ pub struct FirstVersion {
 
 impl FirstVersion {
     pub fn prepare() -> anyhow::Result<Self> {
-        let persona_id = Uuid::now_v7();
+        // Random (v4), never time-ordered: the id is public (share links, QR codes) and the first
+        // version is made with the third answer, so a time in it would date that answer.
+        let persona_id = Uuid::new_v4();
         let state = lifecycle::next(PersonaState::AwaitingResponses, Event::ThresholdReached)?;
         let job = SynthesizeJob {
             persona_id,

@@ -1,9 +1,11 @@
 //! Duplicate-answer detection that cannot identify anyone (docs/privacy.md).
 //!
 //! A marker is `HMAC-SHA256(day key, survey id ‖ address hash ‖ fingerprint)`. Day keys are 32
-//! random bytes per UTC day, kept in the DynamoDB table under `pk = anonymity#day-key` (encrypted
-//! at rest, readable only by the HTTP function's role; locally, in the emulator's table) and
-//! cached per process. Only the two newest are kept: when today's key is created, older ones are
+//! random bytes per UTC day, kept in the anonymity DynamoDB table under `pk = anonymity#day-key`
+//! (encrypted at rest, readable only by the HTTP function's role; locally, in the emulator's
+//! table), and cached per process. That table has no point-in-time recovery and is left out of
+//! backup plans, and the duplicate markers live there too: no restore can bring back a deleted
+//! key. Only the two newest are kept: when today's key is created, older ones are
 //! deleted (and TTL removes any that slip through), after which no marker can be linked to an
 //! address or fingerprint again, even by us. A marker lives 24 h; a submission is a duplicate
 //! when a live marker exists under today's or yesterday's key.

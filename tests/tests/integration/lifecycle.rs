@@ -47,6 +47,11 @@ async fn the_answer_function_makes_the_version_the_rust_rule_prepares() {
     let born = lifecycle::next(PersonaState::AwaitingResponses, Event::ThresholdReached).unwrap();
     assert_eq!(state, born.as_str());
     assert_eq!(state_version, 1);
+    assert_eq!(
+        id.get_version_num(),
+        4,
+        "a random id: nothing public dates the third answer"
+    );
     let expected = OutboxMessage::new(
         Queue::Synthesize,
         &SynthesizeJob {
@@ -77,6 +82,7 @@ async fn the_answer_function_makes_the_version_the_rust_rule_prepares() {
     let ((new_id, new_state, new_state_version), (new_queue, new_body)) =
         newest_version_and_message(&app).await;
     assert_ne!(new_id, id);
+    assert_eq!(new_id.get_version_num(), 4);
     assert_eq!(
         (new_state.as_str(), new_state_version, new_queue.as_str()),
         (state.as_str(), state_version, queue.as_str())

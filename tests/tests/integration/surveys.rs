@@ -474,7 +474,7 @@ async fn day_keys(app: &TestApp) -> Vec<String> {
         .aws
         .dynamodb
         .query()
-        .table_name(&app.config().table_name)
+        .table_name(&app.config().anonymity_table_name)
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", AttributeValue::S("anonymity#day-key".into()))
         .send()

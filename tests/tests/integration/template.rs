@@ -452,3 +452,38 @@ fn the_http_function_may_check_every_queue_it_sends_to_for_readiness() {
         );
     }
 }
+
+#[test]
+fn day_keys_live_in_a_table_no_backup_can_restore_and_the_main_table_keeps_its_recovery() {
+    let template = Template::parse(devstack::TEMPLATE).unwrap();
+    let tables = template.resources_of("AWS::DynamoDB::Table");
+    let table = |id: &str| {
+        tables
+            .iter()
+            .find(|(table, _)| table == id)
+            .map(|(_, properties)| properties.clone())
+            .unwrap()
+    };
+    let anonymity = table("AnonymityTable");
+    assert_eq!(
+        anonymity["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(false)
+    );
+    let tags = anonymity["Tags"].as_sequence().unwrap();
+    assert!(tags.iter().any(
+        |tag| tag["Key"].as_str() == Some("backup") && tag["Value"].as_str() == Some("exclude")
+    ));
+    assert_eq!(
+        anonymity["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        table("Table")["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    let variable = template.function_variable_value("HttpApiFunction", "ANONYMITY_TABLE_NAME");
+    assert!(
+        format!("{variable:?}").contains("AnonymityTable"),
+        "{variable:?}"
+    );
+}
