@@ -487,3 +487,49 @@ fn day_keys_live_in_a_table_no_backup_can_restore_and_the_main_table_keeps_its_r
         "{variable:?}"
     );
 }
+
+#[test]
+fn the_busiest_routes_have_throttles_of_their_own_and_exist_as_routes() {
+    let text = std::fs::read_to_string(repo_path("template.yaml")).unwrap();
+    let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let settings = root["Resources"]["HttpApi"]["Properties"]["RouteSettings"]
+        .as_mapping()
+        .unwrap();
+    let events = root["Resources"]["HttpApiFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .unwrap();
+    let routes: BTreeSet<String> = events
+        .values()
+        .filter_map(|event| {
+            let properties = &event["Properties"];
+            Some(format!(
+                "{} {}",
+                properties["Method"].as_str()?,
+                properties["Path"].as_str()?
+            ))
+        })
+        .collect();
+    for route in [
+        "GET /v1/personas/me/status",
+        "POST /v1/surveys/{id}/responses",
+        "POST /v1/personas/me/messages",
+        "GET /p/{id}",
+    ] {
+        let limits = &settings[route];
+        assert!(
+            limits["ThrottlingRateLimit"].as_i64().unwrap() > 0,
+            "{route}"
+        );
+        assert!(
+            limits["ThrottlingBurstLimit"].as_i64().unwrap() > 0,
+            "{route}"
+        );
+        assert!(routes.contains(route), "{route} is not a route of the API");
+    }
+    for route in settings.keys() {
+        assert!(
+            routes.contains(route.as_str().unwrap()),
+            "{route:?} has settings but no route"
+        );
+    }
+}
