@@ -882,7 +882,10 @@ impl TestApp {
     /// for tests that search them.
     pub async fn table_dump(&self) -> String {
         let mut dump = String::new();
-        for table in [&self.config().table_name, &self.config().anonymity_table_name] {
+        for table in [
+            &self.config().table_name,
+            &self.config().anonymity_table_name,
+        ] {
             let items = self
                 .aws
                 .dynamodb
@@ -974,6 +977,21 @@ impl TestApp {
             );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// Journey: someone at `127.0.0.<last>` opens a share link (`share_url` of a recorded share,
+    /// on the frontend's domain, which serves `/p/*` from this API); the page must render.
+    pub async fn open_share_link(&self, share_url: &str, last: u8) {
+        let path = share_url
+            .strip_prefix(&self.config().web.frontend_url)
+            .expect("a link on the frontend's domain");
+        let page = self
+            .client_from(last)
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("opening a share link");
+        assert_eq!(page.status(), 200, "the share page");
     }
 
     /// Journey: the owner deletes their account; returns the response.

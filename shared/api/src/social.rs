@@ -7,7 +7,7 @@ mod report;
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::AuthUser,
+    client_address::AddressHash,
     error::ErrorBody,
     extract::{ApiPath, ApiQuery},
     idempotency::{IdempotencyKey, Replayable},
@@ -165,13 +166,23 @@ pub async fn public_persona(
     Ok(Json(public_view(&state.config.web.frontend_url, persona)))
 }
 
+/// The query of a share page's URL: `s`, the share a link came from. Anything else (tracking
+/// parameters link apps add) is ignored, and so is a malformed `s`: the page always renders.
+#[derive(Debug, Deserialize)]
+pub struct SharedLink {
+    s: Option<String>,
+}
+
 /// The share page: HTML with the card, name, archetype and greeting, and the Open Graph and
 /// Twitter tags link previews are built from. No sign-in, no script.
 #[utoipa::path(
     get,
     path = "/p/{id}",
     tag = "social",
-    params(("id" = String, Path, description = "Any version id of the persona")),
+    params(
+        ("id" = String, Path, description = "Any version id of the persona"),
+        ("s" = Option<Uuid>, Query, description = "The share this link came from (`share_url` of a recorded share): opened from another address than the owner's, the share counts"),
+    ),
     responses(
         (status = 200, description = "The page (`Cache-Control: public, max-age=300`)", body = String, content_type = "text/html"),
         (status = 404, description = "Unknown, private or malformed: a page without any persona data", body = String, content_type = "text/html"),
@@ -180,13 +191,23 @@ pub async fn public_persona(
 pub async fn share_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(opened): Query<SharedLink>,
+    viewer: AddressHash,
 ) -> Result<Response, ApiError> {
     let frontend_url = &state.config.web.frontend_url;
     let Ok(id) = Uuid::parse_str(&id) else {
         return page::not_found(frontend_url);
     };
     match state.social.public_persona(id).await {
-        Ok(persona) => page::share(frontend_url, &persona),
+        Ok(persona) => {
+            if let Some(share) = opened.s.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
+                // Never fails the page: a share that cannot be observed now simply is not.
+                if let Err(error) = state.social.observe_share(share, id, &viewer.0).await {
+                    tracing::warn!(error = %error, "could not observe a share");
+                }
+            }
+            page::share(frontend_url, &persona)
+        }
         Err(SocialError::NotFound) => page::not_found(frontend_url),
         Err(error) => Err(error.into()),
     }
@@ -256,6 +277,7 @@ pub async fn share_card(
 pub async fn record_share(
     State(state): State<AppState>,
     user: AuthUser,
+    address: AddressHash,
     key: IdempotencyKey,
     ApiJson(request): ApiJson<ShareRequest>,
 ) -> Result<Response, ApiError> {
@@ -265,13 +287,20 @@ pub async fn record_share(
         "personas.shares",
         &request,
         || async {
-            let share = state.social.record_share(user.id, request.channel).await?;
+            let share = state
+                .social
+                .record_share(user.id, request.channel, &address.0)
+                .await?;
             Replayable::created(
                 ShareView {
                     id: share.id,
                     persona_id: share.persona_id,
                     channel: share.channel,
-                    share_url: page_url(&state.config.web.frontend_url, share.persona_id),
+                    share_url: format!(
+                        "{}?s={}",
+                        page_url(&state.config.web.frontend_url, share.persona_id),
+                        share.id
+                    ),
                     created_at: share.created_at,
                 },
                 None,

@@ -235,6 +235,13 @@ async fn chats_and_shares_fill_their_quests() {
             )
             .await;
         assert_eq!(shared.status(), 201, "sharing on {channel}");
+        let share: Value = shared.json().await.unwrap();
+        if channel == "link" {
+            // A self-report pays nothing until someone else opens the link.
+            assert_eq!(app.quests(&owner).await["share_persona"]["state"], "active");
+        }
+        app.open_share_link(share["share_url"].as_str().unwrap(), 90)
+            .await;
     }
     let quests = app.quests(&owner).await;
 

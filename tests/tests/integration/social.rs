@@ -451,9 +451,15 @@ async fn a_share_is_recorded_with_a_persona_shared_event_and_replayed_by_its_ide
     let recorded: Value = first.json().await.unwrap();
     assert_eq!(recorded["channel"], "kakao");
     assert_eq!(recorded["persona_id"], persona["id"]);
+    let share_url = recorded["share_url"].as_str().unwrap();
     assert_eq!(
-        recorded["share_url"],
-        format!("{}/p/{}", app.config().web.frontend_url, id_of(&persona))
+        share_url,
+        format!(
+            "{}/p/{}?s={}",
+            app.config().web.frontend_url,
+            id_of(&persona),
+            recorded["id"].as_str().unwrap()
+        )
     );
     assert_eq!(replay.status(), 201);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
@@ -465,7 +471,17 @@ async fn a_share_is_recorded_with_a_persona_shared_event_and_replayed_by_its_ide
         "invalid_body"
     );
     assert_eq!(signed_out.status(), 401);
-    assert_eq!(app.count(events).await, 1);
+    // Recorded, not counted: a share counts once its link is opened from another address.
+    assert_eq!(app.count(events).await, 0);
+    app.open_share_link(share_url, 1).await;
+    assert_eq!(
+        app.count(events).await,
+        0,
+        "the owner opening it does not count"
+    );
+    app.open_share_link(share_url, 91).await;
+    app.open_share_link(share_url, 92).await;
+    assert_eq!(app.count(events).await, 1, "observed once, counted once");
     assert_eq!(
         app.count("SELECT count(*) FROM persona_shares WHERE channel = 'kakao'")
             .await,
