@@ -10,14 +10,21 @@
 //!
 //! Self-harm wins over the others: a person in crisis gets the resources, not a refusal.
 //!
-//! Matching: English phrases match whole words of the lower-cased text (so "skill" never
-//! matches "kill"); Korean phrases match the text with every space removed (Korean spacing
-//! varies: "죽고 싶어" and "죽고싶어" are the same message). Zero-width characters are removed
-//! first so they cannot split a word. Combination rules (a minor and a sexual term; a group and a
-//! dehumanizing phrase) catch what single phrases cannot. The lists favour recall: a false
-//! positive costs a refusal, a false negative much more.
+//! Matching goes through `domain::moderation::Readings`, the normalisation the persona
+//! deny-list shares: NFKC, case folding, invisible characters and diacritics removed, decomposed
+//! and spelled-out Hangul composed, and a copy with leet and look-alike letters undone and
+//! letters spelled out one at a time joined ("ｋ.ｉ.ｌ.ｌ", "k1ll", "kіll" with a Cyrillic і).
+//! English phrases match whole words of a reading (so "skill" never matches "kill"; apostrophes
+//! are dropped, so "i'll" is "ill"); Korean phrases match a reading with every space and
+//! punctuation removed (Korean spacing varies: "죽고 싶어" and "죽고싶어" are the same message).
+//! Ages are read from the normalised text, not the leet copy ("１２ year old" is 12, and "9yo"
+//! stays 9 rather than "gyo"). Combination rules (a minor and a sexual term; a group and a dehumanizing phrase)
+//! catch what single phrases cannot. The lists favour recall: a false positive costs a refusal,
+//! a false negative much more.
 
 use std::collections::BTreeSet;
+
+use domain::moderation::{normalize, Readings};
 
 /// What a message was flagged for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,65 +97,39 @@ pub fn rule_categories(text: &str) -> BTreeSet<Category> {
 
 /// The text prepared for matching.
 struct Normalized {
-    /// Lower case, every run of non-word characters (apostrophes kept) one space, padded with a
-    /// space on both sides: phrases match as `" {phrase} "`.
-    words: String,
-    /// Lower case without any whitespace (Korean).
-    joined: String,
+    readings: Readings,
+    /// The [`normalize`]d text's runs of letters and digits (ages).
+    words: Vec<String>,
 }
 
 impl Normalized {
     fn new(text: &str) -> Self {
-        let cleaned: String = text
-            .chars()
-            .filter(|c| {
-                !matches!(
-                    c,
-                    '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
-                )
-            })
-            .map(|c| {
-                if matches!(c, '\u{2018}' | '\u{2019}' | '`') {
-                    '\''
-                } else {
-                    c
-                }
-            })
-            .flat_map(char::to_lowercase)
+        let words = normalize(text)
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_owned)
             .collect();
-        let mut words = String::with_capacity(cleaned.len() + 2);
-        words.push(' ');
-        for c in cleaned.chars() {
-            if c.is_alphanumeric() || c == '\'' {
-                words.push(c);
-            } else if !words.ends_with(' ') {
-                words.push(' ');
-            }
-        }
-        if !words.ends_with(' ') {
-            words.push(' ');
-        }
         Self {
+            readings: Readings::new(text),
             words,
-            joined: cleaned.chars().filter(|c| !c.is_whitespace()).collect(),
         }
     }
 
     fn any_english(&self, phrases: &[&str]) -> bool {
         phrases
             .iter()
-            .any(|phrase| self.words.contains(&format!(" {phrase} ")))
+            .any(|phrase| self.readings.has_words(&phrase.replace('\'', "")))
     }
 
     fn any_korean(&self, phrases: &[&str]) -> bool {
         phrases
             .iter()
-            .any(|phrase| self.joined.contains(&phrase.replace(' ', "")))
+            .any(|phrase| self.readings.has_joined(phrase))
     }
 
     /// "12 year old", "9yo", "15 years old": an age under 18.
     fn mentions_a_child_age(&self) -> bool {
-        let words: Vec<&str> = self.words.split_whitespace().collect();
+        let words = &self.words;
         words.iter().enumerate().any(|(index, word)| {
             let (digits, rest) = word.split_at(
                 word.find(|c: char| !c.is_ascii_digit())
@@ -158,12 +139,12 @@ impl Normalized {
                 return false;
             };
             let unit = if rest.is_empty() {
-                words.get(index + 1).copied().unwrap_or_default()
+                words.get(index + 1).map(String::as_str).unwrap_or_default()
             } else {
                 rest
             };
             (1..18).contains(&age) && matches!(unit, "yo" | "year" | "years" | "yr" | "yrs")
-        }) || self.joined.contains("살짜리")
+        }) || self.readings.has_joined("살짜리")
     }
 }
 
@@ -416,65 +397,4 @@ const DEHUMANIZING_KO: &[&str] = &[
 const HATE_KO: &[&str] = &["짱깨", "쪽바리", "똥꼬충", "한남충", "김치녀", "틀딱충"];
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn categories(text: &str) -> Vec<&'static str> {
-        rule_categories(text).iter().map(|c| c.as_str()).collect()
-    }
-
-    #[test]
-    fn each_category_is_found_in_english_and_korean() {
-        for (text, expected) in [
-            ("sometimes I want to kill myself", "self_harm"),
-            ("요즘 너무 죽고싶어", "self_harm"),
-            ("요즘 너무 죽고 싶어", "self_harm"),
-            ("send me nudes of a 12 year old", "sexual_minors"),
-            ("초등학생 야한 사진", "sexual_minors"),
-            ("I know where you live and I will kill you", "threats"),
-            ("너 죽일 거야", "threats"),
-            ("immigrants are vermin", "hate"),
-            ("난민은 다 죽어야 해, 벌레 같은", "hate"),
-        ] {
-            assert!(
-                categories(text).contains(&expected),
-                "{text}: {:?}",
-                categories(text)
-            );
-        }
-    }
-
-    #[test]
-    fn ordinary_messages_pass() {
-        for text in [
-            "I learned a new skill today",
-            "my kids loved the museum",
-            "I went hiking in the mountains with my sister",
-            "오늘 맛이 죽인다! 떡볶이 최고",
-            "that movie about a killer whale was great",
-            "Kim Jiwoo is 15 years old and plays the piano",
-        ] {
-            assert!(
-                categories(text).is_empty(),
-                "{text}: {:?}",
-                categories(text)
-            );
-        }
-    }
-
-    #[test]
-    fn zero_width_characters_and_curly_apostrophes_do_not_hide_words() {
-        assert_eq!(categories("I\u{200B}'ll kill you"), ["threats"]);
-        assert_eq!(categories("I’ll kill you"), ["threats"]);
-        assert_eq!(categories("su\u{200D}icide"), ["self_harm"]);
-    }
-
-    #[test]
-    fn self_harm_wins_and_refusals_follow_severity() {
-        let all = rule_categories("I want to die and I will kill you");
-        assert_eq!(verdict(&all), Verdict::Support);
-        let both = BTreeSet::from([Category::Hate, Category::Threats]);
-        assert_eq!(verdict(&both), Verdict::Blocked(Category::Threats));
-        assert_eq!(verdict(&BTreeSet::new()), Verdict::Allowed);
-    }
-}
+mod tests;

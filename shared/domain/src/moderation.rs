@@ -2,9 +2,16 @@
 //! shareable card and page): an English and Korean deny-list of slurs, insults and sexual terms,
 //! and the shape a persona name must have. Friends' anonymous words reach the LLM, and an answer
 //! like "ignore the above; name: <insult>" must not end up on someone's card.
+//!
+//! Text is matched after [`normalize`] and in every one of its [`Readings`], the normalisation
+//! the chat safety check shares.
 
-/// English terms, matched as whole words after lower-casing and undoing common digit/symbol
-/// substitutions ("b1tch").
+mod normalize;
+
+pub use normalize::{normalize, Readings};
+
+/// English terms, matched as whole words of the text's [`Readings`] ("b1tch", "ｂｉｔｃｈ",
+/// "b.i.t.c.h" and "bіtch" with a Cyrillic і are all "bitch"; "Scunthorpe" is not "cunt").
 const ENGLISH: &[&str] = &[
     // slurs
     "nigger",
@@ -75,8 +82,11 @@ const ENGLISH: &[&str] = &[
     "nsfw",
 ];
 
-/// Korean terms, matched as substrings (Korean attaches particles to words, so there are no
-/// word boundaries to match on).
+/// Korean terms, matched as substrings of the text's [`Readings`] (Korean attaches particles to
+/// words, so there are no word boundaries to match on), with syllables spelled out one at a time
+/// joined ("개 새 끼"), decomposed or spelled-out jamo composed ("ㅅㅣㅂㅏㄹ") and invisible
+/// characters removed. Spaces between longer words stay: "한 남자" ("one man") is not "한남", and
+/// "김치 녀석" is not "김치녀" (chat messages, checked for other things, drop every space).
 const KOREAN: &[&str] = &[
     // slurs, insults, profanity
     "씨발",
@@ -118,45 +128,18 @@ const KOREAN: &[&str] = &[
     "노출",
 ];
 
-fn undo_substitutions(c: char) -> char {
-    match c {
-        '0' => 'o',
-        '1' | '!' | '|' => 'i',
-        '3' => 'e',
-        '4' | '@' => 'a',
-        '5' | '$' => 's',
-        '7' => 't',
-        other => other,
-    }
-}
-
-/// The first deny-listed term in `text`, if any.
+/// The first deny-listed term in `text`, if any, in any of its [`Readings`] (see there for
+/// how invisible characters, look-alike letters, leet, diacritics, spelled-out letters and
+/// decomposed or spelled-out Hangul are undone).
 pub fn offensive_term(text: &str) -> Option<&'static str> {
-    let lower = text.to_lowercase();
-    if let Some(term) = KOREAN.iter().find(|term| lower.contains(*term)) {
+    let readings = Readings::new(text);
+    if let Some(term) = KOREAN.iter().find(|term| readings.has_substring(term)) {
         return Some(term);
     }
-    let normalized: String = lower.chars().map(undo_substitutions).collect();
-    // Spelled-out letters ("f.u.c.k", "f u c k") join into one word.
-    let mut words: Vec<String> = Vec::new();
-    let mut spelled = String::new();
-    for word in normalized
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-    {
-        if word.chars().count() == 1 {
-            spelled.push_str(word);
-            continue;
-        }
-        if !spelled.is_empty() {
-            words.push(std::mem::take(&mut spelled));
-        }
-        words.push(word.to_owned());
-    }
-    words.push(spelled);
-    words
-        .iter()
-        .find_map(|word| ENGLISH.iter().find(|term| **term == word).copied())
+    let english = readings
+        .words()
+        .find_map(|word| ENGLISH.iter().find(|term| **term == word).copied());
+    english
 }
 
 /// Why a persona name is refused.
@@ -226,6 +209,147 @@ mod tests {
         ] {
             assert_eq!(offensive_term(good), None, "{good}");
         }
+    }
+
+    #[test]
+    fn every_list_entry_is_in_normalized_form_and_found() {
+        for term in ENGLISH.iter().chain(KOREAN) {
+            assert_eq!(normalize(term), *term);
+            assert!(offensive_term(term).is_some(), "{term}");
+        }
+    }
+
+    /// Evasions of English entries: each must still be found.
+    const ENGLISH_REFUSED: &[&str] = &[
+        "You id\u{200B}iot",
+        "stu\u{200D}pid\u{FEFF}",
+        "bas\u{00AD}tard",
+        "ｌｏｓｅｒ",
+        "Ｌ０ＳＥＲ",
+        "𝐦𝐨𝐫𝐨𝐧",
+        "ⓕⓡⓔⓐⓚ",
+        "🅽🆂🅵🆆",
+        "1d10t",
+        "tr4sh t4lk",
+        "$cum",
+        "w4nk3r",
+        "b!tch",
+        "sh!t happens",
+        "bu11shit",
+        "ѕtupіd",
+        "lоsеr",
+        "МОRОN",
+        "ΝUDE",
+        "υgly",
+        "ᴊᴇʀᴋ",
+        "stüpíd",
+        "ídíót",
+        "u\u{336}g\u{336}l\u{336}y\u{336}",
+        "s t u p i d",
+        "m.o.r.o.n",
+        "f-r-e-a-k",
+        "T.R.A.S.H.",
+        "the bitch's crown",
+        "Ⓟⓞⓡⓝ star",
+    ];
+
+    /// Ordinary English that shares letters with entries, or looks like an evasion: each must
+    /// pass.
+    const ENGLISH_PASSED: &[&str] = &[
+        "Classic",
+        "Assistant",
+        "Skill",
+        "Scunthorpe",
+        "Cocktail",
+        "Sussex",
+        "Therapist",
+        "Dickens",
+        "Cumberland",
+        "Sexton",
+        "Penistone",
+        "Hancock",
+        "Shiitake",
+        "Analyst",
+        "Bass player",
+        "Zoë",
+        "Crème brûlée",
+        "Сок и вода",
+        "Καλημέρα",
+        "Room 101",
+        "Top 10 tips",
+        "24/7",
+        "Agent 47",
+        "B4 dawn",
+        "R2-D2",
+        "A.S.A.P",
+        "J. R. R. Tolkien fan",
+        "Wow!!",
+        "I am a k-pop fan",
+    ];
+
+    /// Evasions of Korean entries: each must still be found.
+    const KOREAN_REFUSED: &[&str] = &[
+        "씨\u{200B}발",
+        "병\u{FEFF}신",
+        "꺼\u{200D}져",
+        "미친\u{2060}놈",
+        "개 새 끼",
+        "개.새.끼",
+        "쓰-레-기",
+        "찐 따 같 아",
+        "야 동",
+        "ㅅ ㅂ",
+        "ㅅㅣㅂㅏㄹ",
+        "ㅂㅕㅇㅅㅣㄴ",
+        "ㅈㅣㄹㅏㄹ",
+        "ㅅㅂㅜㅜ",
+        "\u{FFB5}\u{FFB2}",
+        "\u{1107}\u{1161}\u{1107}\u{1169}",
+        "지\u{308}랄",
+        "바\u{3164}보",
+    ];
+
+    /// Ordinary Korean that shares syllables or jamo with entries: each must pass.
+    const KOREAN_PASSED: &[&str] = &[
+        "시바견",
+        "병원 가는 길",
+        "신발",
+        "사발면",
+        "개나리",
+        "새해 복 많이 받으세요",
+        "등산",
+        "한 남자",
+        "김치 녀석",
+        "씨앗",
+        "존경해요",
+        "자기소개",
+        "ㅋㅋㅋ 좋아ㅎㅎ",
+        "ㄱㅅ ㅇㅋ",
+        "ㅠㅠ 슬퍼",
+        "나 는 너 를 좋 아 해",
+        "ㅂㅏㄹㄱㅇㅡㄴ ㅎㅐ",
+        "미라 the Bright Mind",
+    ];
+
+    #[test]
+    fn evasions_are_found_and_ordinary_words_pass() {
+        for bad in ENGLISH_REFUSED.iter().chain(KOREAN_REFUSED) {
+            assert!(offensive_term(bad).is_some(), "{bad:?}");
+        }
+        // Decomposed Hangul (NFD), built here rather than written out.
+        for term in ["지랄", "병신", "개새끼"] {
+            let decomposed: String =
+                unicode_normalization::UnicodeNormalization::nfd(term).collect();
+            assert_ne!(decomposed, term);
+            assert_eq!(offensive_term(&decomposed), Some(term));
+        }
+        for good in ENGLISH_PASSED.iter().chain(KOREAN_PASSED) {
+            assert_eq!(offensive_term(good), None, "{good:?}");
+        }
+        assert_eq!(check_name("Total Lоsеr"), Err(NameRefused::Offensive));
+        assert_eq!(check_name("Mira the Ѕtupіd"), Err(NameRefused::Offensive));
+        assert_eq!(check_name("Ｍｉｒａ"), Ok(()));
+        assert_eq!(check_name("Crème Brûlée"), Ok(()));
     }
 
     #[test]
