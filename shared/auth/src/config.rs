@@ -16,11 +16,12 @@ pub struct IdentityConfig {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// `ADDRESS_HASH_KEY`: key of the keyed hash that replaces network addresses in rate-limit
-    /// counters and duplicate markers (base64, at least 32 bytes).
+    /// counters and duplicate markers (base64, at least 32 bytes); also, under its own label,
+    /// of the derivation of each refresh token's successor ([`crate::RefreshSuccessors`]).
     pub address_hash_key: SecretKey,
     /// `REFRESH_REUSE_GRACE_SECS` (default 10): how long a just-rotated refresh token may be
-    /// presented again (two tabs refreshing at once) and rotate again instead of revoking its
-    /// family.
+    /// presented again (two tabs refreshing at once) and get the same successor again instead of
+    /// revoking its family.
     pub refresh_reuse_grace: std::time::Duration,
 }
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 pub use config::IdentityConfig;
 use google::{GoogleError, GoogleVerifier};
 pub use sessions::{Profile, RefreshError, TokenResponse, UserView};
-pub use tokens::{AccessTokens, InvalidToken};
+pub use tokens::{AccessTokens, InvalidToken, RefreshSuccessors};
 
 /// Why a sign-in was refused.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum SignInError {
 pub struct Auth {
     pub db: Pool,
     pub tokens: Arc<AccessTokens>,
+    /// Derives each refresh token's successor under `ADDRESS_HASH_KEY` (see
+    /// [`sessions::refresh`]).
+    pub successors: Arc<RefreshSuccessors>,
     pub google: Arc<GoogleVerifier>,
     /// See [`IdentityConfig::refresh_reuse_grace`].
     pub refresh_grace: Duration,
@@ -62,6 +65,7 @@ impl Auth {
         Self {
             db,
             tokens: Arc::new(AccessTokens::new(config, clock.clone())),
+            successors: Arc::new(RefreshSuccessors::new(&config.address_hash_key)),
             google: Arc::new(GoogleVerifier::new(
                 &config.google_client_id,
                 &config.google_jwks_url,
@@ -114,7 +118,14 @@ impl Auth {
 
     /// Exchanges a refresh token for a new pair (see [`sessions::refresh`]).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, RefreshError> {
-        sessions::refresh(&self.db, &self.tokens, refresh_token, self.refresh_grace).await
+        sessions::refresh(
+            &self.db,
+            &self.tokens,
+            &self.successors,
+            refresh_token,
+            self.refresh_grace,
+        )
+        .await
     }
 
     /// Ends the session `refresh_token` belongs to (unknown tokens too: nothing to end).

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::tokens::{
-    hash_refresh_token, new_refresh_token, AccessTokens, ACCESS_TOKEN_SECONDS,
+    hash_refresh_token, new_refresh_token, AccessTokens, RefreshSuccessors, ACCESS_TOKEN_SECONDS,
     REFRESH_TOKEN_SECONDS,
 };
 
@@ -27,7 +27,8 @@ pub struct UserView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
-    /// Opaque; single use. Each refresh returns a new one and retires this one.
+    /// Opaque; single use. Each refresh returns a new one and retires this one (a repeat within
+    /// the reuse grace returns the same new one).
     pub refresh_token: String,
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
@@ -99,6 +100,16 @@ async fn insert_refresh_token(
     family_id: Uuid,
 ) -> anyhow::Result<String> {
     let (token, hash) = new_refresh_token()?;
+    store_refresh_token(tx, &hash, user_id, family_id).await?;
+    Ok(token)
+}
+
+async fn store_refresh_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    hash: &[u8],
+    user_id: Uuid,
+    family_id: Uuid,
+) -> anyhow::Result<()> {
     tx.execute_cached(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
@@ -106,18 +117,29 @@ async fn insert_refresh_token(
     )
     .await
     .context("storing a refresh token")?;
-    Ok(token)
+    Ok(())
 }
 
-/// Rotates `presented`: it is retired and a new token of the same family returned. A retired
-/// token presented again revokes the family, so a stolen token that the attacker and the user
-/// both use is cut off at the second use (RFC 9700 section 4.14.2) — except within `grace` of its
-/// rotation, when it rotates again: two tabs refreshing at once must not log the user out
-/// everywhere (the "reuse interval" Okta and Auth0 offer). The row lock serializes concurrent
-/// refreshes of one token.
+/// Rotates `presented`: it is retired and its successor, a token of the same family, returned.
+/// A retired token presented again revokes the family, so a stolen token that the attacker and
+/// the user both use is cut off at the second use (RFC 9700 section 4.14.2) — except within
+/// `grace` of its rotation: two tabs refreshing at once must not log the user out everywhere (the
+/// "reuse interval" Okta and Auth0 offer).
+///
+/// Within the grace a repeat is an idempotent replay: it gets the SAME successor as the first
+/// rotation (with a fresh access token), never a new one, so the family keeps a single live
+/// refresh token and the reuse detection above still sees every later second use. Tokens are
+/// stored only as SHA-256 hashes, so the successor is not read back but derived again from
+/// `presented` under a server key ([`RefreshSuccessors`]) and found by its hash. A repeat whose
+/// successor is not found (the key changed in between, or the token was rotated before successors
+/// were derived) is refused as invalid rather than branching the family.
+///
+/// The row lock serializes concurrent refreshes of one token: the second waits for the first to
+/// commit, then sees the token rotated within the grace and replays.
 pub async fn refresh(
     db: &Pool,
     tokens: &AccessTokens,
+    successors: &RefreshSuccessors,
     presented: &str,
     grace: std::time::Duration,
 ) -> Result<TokenResponse, RefreshError> {
@@ -154,14 +176,34 @@ pub async fn refresh(
         tracing::warn!(%user_id, "refresh token reuse; session family revoked");
         return Err(RefreshError::Reused);
     }
-    // Within the grace the token keeps its first rotation time, so the grace never extends.
-    tx.execute_cached(
-        "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, now()) WHERE token_hash = $1",
-        &[&hash],
-    )
-    .await
-    .context("retiring the refresh token")?;
-    let refresh_token = insert_refresh_token(&tx, user_id, family_id).await?;
+    let (refresh_token, successor_hash) = successors.successor(presented)?;
+    if rotated {
+        // A replay within the grace: the successor must already be stored, in this family.
+        let successor = tx
+            .query_opt_cached(
+                "SELECT revoked_at IS NOT NULL OR expires_at < now() FROM refresh_tokens
+                 WHERE token_hash = $1 AND family_id = $2",
+                &[&successor_hash, &family_id],
+            )
+            .await
+            .context("reading the successor of a refresh token")?;
+        match successor.map(|row| row.get::<_, bool>(0)) {
+            Some(false) => {}
+            Some(true) => return Err(RefreshError::Invalid),
+            None => {
+                tracing::warn!(%user_id, "a refresh token replayed within the grace has no derivable successor");
+                return Err(RefreshError::Invalid);
+            }
+        }
+    } else {
+        tx.execute_cached(
+            "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1",
+            &[&hash],
+        )
+        .await
+        .context("retiring the refresh token")?;
+        store_refresh_token(&tx, &successor_hash, user_id, family_id).await?;
+    }
     tx.commit().await.context("committing the rotation")?;
     Ok(TokenResponse {
         access_token: tokens.issue(user_id)?,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::{digest, rand::SecureRandom};
+use aws_lc_rs::{digest, hmac, rand::SecureRandom};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{
     decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -10,6 +10,7 @@ use jsonwebtoken::{
 use platform::clock::Clock;
 
 use crate::config::IdentityConfig;
+use platform::env::SecretKey;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -157,4 +158,92 @@ pub fn hash_refresh_token(token: &str) -> Vec<u8> {
     digest::digest(&digest::SHA256, token.as_bytes())
         .as_ref()
         .to_vec()
+}
+
+/// Domain-separation label of [`RefreshSuccessors`]: the key is shared with the address hash
+/// (`ADDRESS_HASH_KEY`), whose inputs are network addresses and never start with this label
+/// (nor contain its NUL byte), so neither use can produce the other's outputs.
+const SUCCESSOR_LABEL: &[u8] = b"remirai/refresh-token-successor/v1\0";
+
+/// Derives the successor of a refresh token: `base64url(HMAC-SHA256(key, label ‖ presented))`.
+///
+/// Refresh tokens are stored only as SHA-256 hashes, so a successor issued once cannot be read
+/// back; deriving it from the presented token instead lets a repeat within the reuse grace
+/// recompute the very same successor and find its stored hash, so the repeat gets the same token
+/// (an idempotent replay) rather than a second live branch of the family (see
+/// [`crate::sessions::refresh`]).
+///
+/// The successor is as unpredictable as a random token to anyone without the key: the presented
+/// token carries 256 random bits (the first of a family is random, every later one is a keyed
+/// hash of a unique predecessor), and HMAC-SHA256 under a secret key is a pseudorandom function.
+/// Whoever holds both the key and one token could compute the rest of its chain, which is why
+/// the key must be a server secret (at least 32 bytes) and never a constant.
+pub struct RefreshSuccessors {
+    /// `None` when the configured key is too short: deriving then fails rather than producing
+    /// successors anyone could compute.
+    key: Option<hmac::Key>,
+}
+
+impl std::fmt::Debug for RefreshSuccessors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshSuccessors")
+            .field("keyed", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl RefreshSuccessors {
+    /// Successors keyed by `key` (the `ADDRESS_HASH_KEY` of [`IdentityConfig`]).
+    pub fn new(key: &SecretKey) -> Self {
+        let bytes = key.0.expose_secret();
+        Self {
+            key: (bytes.len() >= 32).then(|| hmac::Key::new(hmac::HMAC_SHA256, bytes)),
+        }
+    }
+
+    /// The successor of `presented` and the hash we store of it.
+    pub fn successor(&self, presented: &str) -> anyhow::Result<(String, Vec<u8>)> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no refresh successor key (ADDRESS_HASH_KEY) configured")
+        })?;
+        let mut context = hmac::Context::with_key(key);
+        context.update(SUCCESSOR_LABEL);
+        context.update(presented.as_bytes());
+        let token = URL_SAFE_NO_PAD.encode(context.sign().as_ref());
+        let hash = hash_refresh_token(&token);
+        Ok((token, hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> SecretKey {
+        SecretKey(secrecy::SecretSlice::from(vec![byte; 32]))
+    }
+
+    #[test]
+    fn a_successor_is_deterministic_per_token_and_key() {
+        let successors = RefreshSuccessors::new(&key(1));
+        let (token, hash) = successors.successor("presented").unwrap();
+        assert_eq!(successors.successor("presented").unwrap().0, token);
+        assert_eq!(hash, hash_refresh_token(&token));
+        assert_eq!(token.len(), 43, "the same form as a random token");
+        assert_ne!(successors.successor("another").unwrap().0, token);
+        assert_ne!(
+            RefreshSuccessors::new(&key(2))
+                .successor("presented")
+                .unwrap()
+                .0,
+            token
+        );
+    }
+
+    #[test]
+    fn without_a_key_no_successor_is_derived() {
+        assert!(RefreshSuccessors::new(&SecretKey::default())
+            .successor("presented")
+            .is_err());
+    }
 }

@@ -5,15 +5,20 @@
 //!
 //! The LLM writes the note when one is configured; offline the note is extractive and
 //! deterministic ([`fold_extractive`]). Duplicate and reordered deliveries leave one note per
-//! version (the primary key decides; a late job for an older version just fills its slot).
+//! version (the primary key decides; a late job for an older version just fills its slot), and
+//! call the LLM once per version: a delivery first claims the version with a lease
+//! (`chat_memory_leases`, [`LEASE`]); a duplicate that finds a live lease waits a little for the
+//! holder's note, then comes back when the lease would expire. A worker that died mid-call
+//! leaves its lease to expire with the message's visibility timeout, and the redelivery takes
+//! it over (the persona synthesis attempt works the same way).
 //! Undecodable jobs and jobs naming nothing real go to the dead-letter queue at once; they stay
 //! there for ops (the sweeper drains only the saga's dead letters).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use llm::{
     chat::{Speaker, Turn},
     LlmError, Provider,
@@ -21,7 +26,7 @@ use llm::{
 use platform::{
     aws::AwsClients,
     crypto::Sealer,
-    db,
+    db::{self, CachedStatements},
     worker::{process_batch, Message, SqsQueueOps, StepError},
 };
 
@@ -39,6 +44,16 @@ pub const MEMORY_EVERY: i32 = 10;
 pub const MAX_NOTE_CHARS: usize = 800;
 /// LLM attempts (one per receive) before the extractive note is used instead.
 const LLM_ATTEMPTS: u32 = 3;
+/// How long a delivery's claim on (owner, version) lasts: the memory queue's visibility timeout
+/// (`SummarizeChatQueue` in template.yaml). Until then the claiming worker may still be running
+/// (the function's timeout is 60 s); after it, the message has come back and its delivery may
+/// take the claim over.
+pub const LEASE: Duration = Duration::from_secs(360);
+/// How long a duplicate delivery waits for the holder of a live lease to store the note before
+/// it defers until the lease would expire (well inside the function's 60 s timeout).
+pub const HOLDER_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting duplicate looks for the note.
+const HOLDER_POLL: Duration = Duration::from_millis(100);
 
 /// The `summarize_chat` message: ids only, never text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +77,10 @@ pub struct MemoryWorker {
     pub cipher: Arc<Sealer>,
     pub llm: Provider,
     pub queue: SqsQueueOps,
+    /// See [`LEASE`].
+    pub lease: Duration,
+    /// See [`HOLDER_WAIT`].
+    pub holder_wait: Duration,
 }
 
 impl MemoryWorker {
@@ -81,6 +100,8 @@ impl MemoryWorker {
                 queue_url: config.queue.url.clone(),
                 dead_letter_queue_url: config.queue.dead_letter_url.clone(),
             },
+            lease: LEASE,
+            holder_wait: HOLDER_WAIT,
         })
     }
 
@@ -104,7 +125,7 @@ impl MemoryWorker {
         if version < 1 {
             return Err(StepError::permanent("invalid_version"));
         }
-        let client = self
+        let mut client = self
             .db
             .get()
             .await
@@ -125,14 +146,126 @@ impl MemoryWorker {
             }
             Some(_) => {}
         }
-        if store::note_exists(&client, owner_id, version)
-            .await
-            .map_err(StepError::retryable)?
-        {
+        let Some(claim) = self.claim(&client, owner_id, version).await? else {
             info!("memory note already written; nothing to do");
             return Ok(());
+        };
+        let outcome = self
+            .fold(&mut client, owner_id, version, claim, message.receive_count)
+            .await;
+        if outcome.is_err() {
+            // The attempt is over without a note: the retry starts a new one at once instead of
+            // waiting out the lease.
+            self.release(&client, owner_id, version, claim).await;
         }
-        let base = store::latest_note(&client, owner_id, Some(version))
+        outcome
+    }
+
+    /// Claims (owner, version) for this delivery: `Some(claim)` when it may write the note,
+    /// `None` when the note is already written. While another delivery holds a live lease this
+    /// one waits up to `holder_wait` for its note, then is retried when the lease would expire
+    /// (the holder's worker may have died: its lease then lapses and this delivery takes over).
+    async fn claim(
+        &self,
+        client: &impl GenericClient,
+        owner_id: Uuid,
+        version: i32,
+    ) -> Result<Option<Uuid>, StepError> {
+        let deadline = tokio::time::Instant::now() + self.holder_wait;
+        loop {
+            if store::note_exists(client, owner_id, version)
+                .await
+                .map_err(StepError::retryable)?
+            {
+                return Ok(None);
+            }
+            let claim = Uuid::now_v7();
+            let claimed = client
+                .query_opt_cached(
+                    "INSERT INTO chat_memory_leases (owner_id, version, claim, expires_at)
+                     VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                     ON CONFLICT (owner_id, version) DO UPDATE
+                        SET claim = EXCLUDED.claim, expires_at = EXCLUDED.expires_at
+                        WHERE chat_memory_leases.expires_at <= now()
+                     RETURNING claim",
+                    &[&owner_id, &version, &claim, &self.lease.as_secs_f64()],
+                )
+                .await
+                .context("claiming a memory note")
+                .map_err(StepError::retryable)?;
+            if claimed.is_some() {
+                // The holder of an earlier lease may have stored the note (and ended its lease)
+                // since the look above.
+                if store::note_exists(client, owner_id, version)
+                    .await
+                    .map_err(StepError::retryable)?
+                {
+                    self.release(client, owner_id, version, claim).await;
+                    return Ok(None);
+                }
+                return Ok(Some(claim));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let left = client
+                    .query_opt_cached(
+                        "SELECT EXTRACT(EPOCH FROM expires_at - now())::float8
+                         FROM chat_memory_leases WHERE owner_id = $1 AND version = $2",
+                        &[&owner_id, &version],
+                    )
+                    .await
+                    .context("reading a memory note's lease")
+                    .map_err(StepError::retryable)?
+                    .map_or(1.0, |row| row.get::<_, f64>(0));
+                info!(
+                    remaining_s = left,
+                    "another delivery is writing this memory note"
+                );
+                return Err(StepError::Retryable {
+                    error: anyhow::anyhow!("another delivery is writing this memory note"),
+                    after: Some(Duration::from_secs_f64(
+                        left.clamp(1.0, self.lease.as_secs_f64().max(1.0)),
+                    )),
+                });
+            }
+            tokio::time::sleep(HOLDER_POLL).await;
+        }
+    }
+
+    /// Ends this delivery's lease, if it still holds it (best effort: a lease left behind just
+    /// expires).
+    async fn release(
+        &self,
+        client: &impl GenericClient,
+        owner_id: Uuid,
+        version: i32,
+        claim: Uuid,
+    ) {
+        let released = client
+            .execute_cached(
+                "DELETE FROM chat_memory_leases WHERE owner_id = $1 AND version = $2 AND claim = $3",
+                &[&owner_id, &version, &claim],
+            )
+            .await;
+        if let Err(error) = released {
+            warn!(
+                error = platform::telemetry::describe(&anyhow::Error::new(error)),
+                "could not end a memory note's lease"
+            );
+        }
+    }
+
+    /// One attempt under `claim`: the earlier note and the exchanges after it, the LLM (or the
+    /// extractive fold), and the note stored together with the end of the lease.
+    async fn fold(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        owner_id: Uuid,
+        version: i32,
+        claim: Uuid,
+        receive_count: u32,
+    ) -> Result<(), StepError> {
+        let upto = version * MEMORY_EVERY;
+        let base = store::latest_note(&*client, owner_id, Some(version))
             .await
             .map_err(StepError::retryable)?;
         let previous = base
@@ -141,7 +274,7 @@ impl MemoryWorker {
             .transpose()
             .map_err(StepError::retryable)?;
         let after = base.as_ref().map_or(0, |note| note.covers_upto);
-        let turns = store::exchanges_between(&client, owner_id, after, upto)
+        let turns = store::exchanges_between(&*client, owner_id, after, upto)
             .await
             .map_err(StepError::retryable)?
             .into_iter()
@@ -160,7 +293,7 @@ impl MemoryWorker {
         let (text, written_by) = match self.written_by_llm(previous.as_deref(), &turns).await {
             Ok(Some(text)) => (text, "llm"),
             Ok(None) => (fold_extractive(previous.as_deref(), &turns), "extractive"),
-            Err(LlmError::Transient(reason)) if message.receive_count < LLM_ATTEMPTS => {
+            Err(LlmError::Transient(reason)) if receive_count < LLM_ATTEMPTS => {
                 return Err(StepError::retryable(anyhow::anyhow!(
                     "transient LLM failure: {reason}"
                 )));
@@ -185,8 +318,24 @@ impl MemoryWorker {
             covers_upto: upto,
             sealed,
         };
-        let stored = store::insert_note(&client, owner_id, &note, written_by)
+        let tx = client
+            .transaction()
             .await
+            .context("starting a transaction")
+            .map_err(StepError::retryable)?;
+        let stored = store::insert_note(&tx, owner_id, &note, written_by)
+            .await
+            .map_err(StepError::retryable)?;
+        tx.execute_cached(
+            "DELETE FROM chat_memory_leases WHERE owner_id = $1 AND version = $2 AND claim = $3",
+            &[&owner_id, &version, &claim],
+        )
+        .await
+        .context("ending a memory note's lease")
+        .map_err(StepError::retryable)?;
+        tx.commit()
+            .await
+            .context("committing a memory note")
             .map_err(StepError::retryable)?;
         info!(stored, written_by, "memory note folded");
         Ok(())

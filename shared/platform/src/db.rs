@@ -86,6 +86,9 @@ pub struct DatabaseConfig {
     /// database's certificate (for RDS, the region's bundle). When set, connections use TLS
     /// verified against them; add `?sslmode=require` to `DATABASE_URL` to refuse plaintext.
     /// Unset: no TLS (the local stack).
+    ///
+    /// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) a configuration without TLS is refused
+    /// (see [`DatabaseConfig::read`]).
     pub ca_pem: Option<String>,
     /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
     /// time, so a small pool keeps RDS connection counts proportional to concurrency.
@@ -93,13 +96,73 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
+    /// Reads the database settings, and refuses a Lambda configuration that would talk to
+    /// PostgreSQL in plaintext: inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) TLS is required
+    /// — a CA configured (`DATABASE_CA_PEM` / `DATABASE_CA_FILE`) or `sslmode=require` in
+    /// `DATABASE_URL` — unless `DATABASE_TLS=disable` says plaintext is meant. `DATABASE_TLS`
+    /// (optional) takes `disable` or `require` (TLS required outside Lambda too); unset, TLS is
+    /// required only inside Lambda, so the local stack keeps connecting without it.
     pub fn read(env: &mut Env<Lookup>) -> Self {
-        Self {
+        let url = env.get("DATABASE_URL");
+        let config = Self {
             url: SecretString::from(env.required::<String>("DATABASE_URL")),
             ca_pem: ca_bundle(env),
             pool_size: env.optional("DB_POOL_SIZE", 2),
+        };
+        let in_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let tls_required = match env.get("DATABASE_TLS").as_deref().map(str::trim) {
+            None => in_lambda,
+            Some("disable") => false,
+            Some("require") => true,
+            Some(_) => {
+                env.problem(
+                    "DATABASE_TLS",
+                    "is malformed (expected `disable` or `require`)",
+                );
+                in_lambda
+            }
+        };
+        // Only a URL that is there can be judged (a missing one is already a problem).
+        if let Some(url) = url {
+            let has_tls = config.ca_pem.is_some() || url_requires_tls(&url);
+            if tls_required && !has_tls {
+                env.problem(
+                    "DATABASE_URL",
+                    format!(
+                        "connects without TLS{}: set DATABASE_CA_PEM or DATABASE_CA_FILE (with \
+                         sslmode=require in the URL), or DATABASE_TLS=disable to allow plaintext",
+                        if in_lambda { " inside Lambda" } else { "" }
+                    ),
+                );
+            }
         }
+        config
     }
+}
+
+/// Whether `url` (URL or key-value form) refuses a session without TLS: its last `sslmode` is
+/// `require` (or libpq's `verify-ca` / `verify-full`, which tokio-postgres does not parse).
+fn url_requires_tls(url: &str) -> bool {
+    if let Ok(config) = url.parse::<tokio_postgres::Config>() {
+        return config.get_ssl_mode() == tokio_postgres::config::SslMode::Require;
+    }
+    let parameters: Vec<&str> = match url.split_once("://") {
+        Some((_, rest)) => rest
+            .split_once('?')
+            .map(|(_, query)| query.split('&').collect())
+            .unwrap_or_default(),
+        None => url.split_whitespace().collect(),
+    };
+    parameters
+        .iter()
+        .rev()
+        .find_map(|parameter| parameter.trim().strip_prefix("sslmode="))
+        .is_some_and(|mode| {
+            matches!(
+                mode.trim_matches(['\'', '"']),
+                "require" | "verify-ca" | "verify-full"
+            )
+        })
 }
 
 fn ca_bundle(env: &mut Env<Lookup>) -> Option<String> {
@@ -210,4 +273,96 @@ pub async fn migrate_with(url: &str, ca_pem: Option<&str>) -> anyhow::Result<Vec
         .iter()
         .map(|m| m.to_string())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::env::ConfigError;
+
+    const PLAIN: &str = "postgres://app:secret@db.example:5432/remirai";
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn read(variables: &[(&str, &str)]) -> Result<DatabaseConfig, ConfigError> {
+        let variables: BTreeMap<String, String> = variables
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        crate::env::read(|name| variables.get(name).cloned(), DatabaseConfig::read)
+    }
+
+    const LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "remirai-HttpApiFunction");
+
+    #[test]
+    fn inside_lambda_a_database_without_tls_is_refused_naming_the_variables() {
+        let error = read(&[LAMBDA, ("DATABASE_URL", PLAIN)]).unwrap_err();
+        let problem = &error.problems["DATABASE_URL"];
+        assert!(problem.contains("without TLS"), "{problem}");
+        let shown = error.to_string();
+        assert!(
+            shown.contains("DATABASE_URL") && shown.contains("DATABASE_TLS=disable"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("secret"),
+            "the URL is never quoted: {shown}"
+        );
+        let preferred = read(&[LAMBDA, ("DATABASE_URL", &format!("{PLAIN}?sslmode=prefer"))]);
+        assert!(preferred.is_err(), "`prefer` falls back to plaintext");
+    }
+
+    #[test]
+    fn inside_lambda_tls_is_a_ca_or_a_url_that_requires_it() {
+        let with_ca = read(&[LAMBDA, ("DATABASE_URL", PLAIN), ("DATABASE_CA_PEM", CA)]).unwrap();
+        assert_eq!(with_ca.ca_pem.as_deref(), Some(CA));
+        for url in [
+            format!("{PLAIN}?sslmode=require"),
+            format!("{PLAIN}?application_name=x&sslmode=require"),
+            "host=db.example user=app sslmode=require".to_owned(),
+            format!("{PLAIN}?sslmode=verify-full"),
+        ] {
+            let config = read(&[LAMBDA, ("DATABASE_URL", &url)]);
+            assert!(config.is_ok(), "{url}: {config:?}");
+        }
+        let later_wins = read(&[
+            LAMBDA,
+            (
+                "DATABASE_URL",
+                &format!("{PLAIN}?sslmode=require&sslmode=disable"),
+            ),
+        ]);
+        assert!(later_wins.is_err());
+    }
+
+    #[test]
+    fn inside_lambda_plaintext_must_be_asked_for_with_database_tls_disable() {
+        let config = read(&[LAMBDA, ("DATABASE_URL", PLAIN), ("DATABASE_TLS", "disable")]).unwrap();
+        assert_eq!(config.url.expose_secret(), PLAIN);
+        assert!(config.ca_pem.is_none());
+    }
+
+    #[test]
+    fn locally_no_tls_is_required_unless_asked_for() {
+        let local = read(&[("DATABASE_URL", PLAIN)]).unwrap();
+        assert!(local.ca_pem.is_none());
+        assert_eq!(local.pool_size, 2);
+        assert!(read(&[("DATABASE_URL", PLAIN), ("DATABASE_TLS", "require")]).is_err());
+        assert!(read(&[
+            ("DATABASE_URL", &format!("{PLAIN}?sslmode=require")),
+            ("DATABASE_TLS", "require")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn a_malformed_database_tls_and_a_missing_url_are_reported_as_such() {
+        let error = read(&[("DATABASE_URL", PLAIN), ("DATABASE_TLS", "off")]).unwrap_err();
+        assert!(error.problems["DATABASE_TLS"].contains("malformed"));
+        let error = read(&[LAMBDA]).unwrap_err();
+        assert_eq!(error.problems["DATABASE_URL"], "is missing");
+    }
 }

@@ -366,11 +366,18 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in_within_the_grace() {
     );
     assert_eq!(
         (families, live, revoked),
-        (1, 10, 0),
-        "one session, ten tabs"
+        (1, 1, 0),
+        "one session, ten tabs, one live refresh token"
     );
+    assert!(
+        fresh
+            .iter()
+            .all(|pair| pair["refresh_token"] == fresh[0]["refresh_token"]),
+        "every tab gets the same successor"
+    );
+    assert_ne!(fresh[0]["refresh_token"], token);
 
-    // Each tab's new token works; the grace of the first token does not extend with reuse.
+    // The shared successor works.
     let again = app
         .post(
             "/v1/auth/refresh",
@@ -378,6 +385,107 @@ async fn two_tabs_refreshing_at_once_both_stay_signed_in_within_the_grace() {
         )
         .await;
     assert_eq!(again.status(), 200);
+}
+
+/// Counts of the refresh tokens of the only family: (all, live, revoked).
+async fn family_counts(app: &TestApp) -> (i64, i64, i64) {
+    (
+        app.count("SELECT count(DISTINCT family_id) FROM refresh_tokens")
+            .await,
+        app.count(
+            "SELECT count(*) FROM refresh_tokens
+             WHERE rotated_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+        )
+        .await,
+        app.count("SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NOT NULL")
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn a_repeat_within_the_grace_gets_the_same_successor_and_never_a_second_live_token() {
+    let app = spawn_app().await;
+    let signed_in = app.dev_sign_in("echo@example.com", "Echo").await;
+    let token = signed_in["refresh_token"].clone();
+    let refresh = |token: Value| {
+        let app = &app;
+        async move {
+            app.post("/v1/auth/refresh", json!({"refresh_token": token}))
+                .await
+        }
+    };
+
+    let first = refresh(token.clone()).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let second = refresh(token.clone()).await;
+    assert_eq!(
+        second.status(),
+        200,
+        "a repeat within the grace is a replay"
+    );
+    let second: Value = second.json().await.unwrap();
+
+    assert_eq!(first["refresh_token"], second["refresh_token"]);
+    assert_ne!(first["refresh_token"], token);
+    assert_eq!(second["user"]["id"], signed_in["user"]["id"]);
+    assert_eq!(
+        family_counts(&app).await,
+        (1, 1, 0),
+        "one family, one live token"
+    );
+    for pair in [&first, &second] {
+        let bearer = format!("Bearer {}", pair["access_token"].as_str().unwrap());
+        assert_eq!(me(&app, Some(&bearer)).await.status(), 200);
+    }
+    let live_hash: Vec<u8> = app
+        .state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT token_hash FROM refresh_tokens WHERE rotated_at IS NULL AND revoked_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        live_hash,
+        auth::tokens::hash_refresh_token(second["refresh_token"].as_str().unwrap()),
+        "the live token is the one both answers carried"
+    );
+
+    // The live token works (and rotates normally) ...
+    let third = refresh(second["refresh_token"].clone()).await;
+    assert_eq!(third.status(), 200);
+    let third: Value = third.json().await.unwrap();
+    assert_ne!(third["refresh_token"], second["refresh_token"]);
+    assert_eq!(family_counts(&app).await, (1, 1, 0));
+
+    // ... and once the grace has passed, a repeat of the first token still revokes the family.
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE refresh_tokens SET rotated_at = now() - interval '1 hour'
+             WHERE rotated_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    let reused = refresh(token).await;
+    assert_eq!(reused.status(), 401);
+    let reused: Value = reused.json().await.unwrap();
+    assert_eq!(reused["error"]["code"], "refresh_token_reused");
+    let after = refresh(third["refresh_token"].clone()).await;
+    assert_eq!(after.status(), 401, "the live token died with its family");
+    let after: Value = after.json().await.unwrap();
+    assert_eq!(after["error"]["code"], "invalid_refresh_token");
+    assert_eq!(family_counts(&app).await, (1, 0, 3));
 }
 
 #[tokio::test]

@@ -1141,3 +1141,109 @@ async fn the_sweeper_republishes_a_lost_memory_job() {
     let body: Value = serde_json::from_str(queued[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(body, job);
 }
+
+#[tokio::test]
+async fn duplicate_memory_deliveries_call_the_llm_once_and_a_dead_attempt_is_taken_over() {
+    let server = MockServer::start().await;
+    let note = "They bake bread every week and visit their grandmother on Sundays.";
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": note}}],
+                }))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&server)
+        .await;
+    // Chat offline; only the memory worker asks the (slow) model.
+    let app = spawn_app().await;
+    let owner = app
+        .owner_with_persona("lease@example.com", Archetype::Genki)
+        .await;
+    for n in 1..=10 {
+        app.chat(
+            &owner,
+            &format!("Lease line {n}: I baked {n} loaves this week"),
+        )
+        .await;
+    }
+    let owner_id: uuid::Uuid = owner.id.parse().unwrap();
+    let uri = server.uri();
+    let memory = app
+        .chat_memory(&[("LLM_BASE_URL", uri.as_str()), ("LLM_API_KEY", "test-key")])
+        .await;
+    let llm_calls = || async {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|request| request.url.path() == "/chat/completions")
+            .count()
+    };
+    let notes = "SELECT count(*) FROM chat_memories";
+    let leases = "SELECT count(*) FROM chat_memory_leases";
+
+    // Two deliveries of the same job at once, and a third while the model is still answering.
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        memory.handle_batch(memory_jobs(owner_id, &[1])).await
+    };
+    let (first, second, third) = tokio::join!(
+        memory.handle_batch(memory_jobs(owner_id, &[1])),
+        memory.handle_batch(memory_jobs(owner_id, &[1])),
+        late,
+    );
+
+    for response in [&first, &second, &third] {
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "the duplicates wait for the note"
+        );
+    }
+    assert_eq!(llm_calls().await, 1, "one LLM call per (owner, version)");
+    assert_eq!(app.count(notes).await, 1);
+    assert_eq!(
+        app.text("SELECT written_by FROM chat_memories").await,
+        "llm"
+    );
+    assert_eq!(app.count(leases).await, 0, "the lease ends with the note");
+
+    // A worker that died mid-call: its lease holds until the queue's visibility timeout has
+    // passed, so a delivery meanwhile calls nothing and comes back later ...
+    let client = app.state.db.get().await.unwrap();
+    client
+        .execute("DELETE FROM chat_memories", &[])
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO chat_memory_leases (owner_id, version, claim, expires_at)
+             VALUES ($1, 1, $2, now() + interval '6 minutes')",
+            &[&owner_id, &uuid::Uuid::now_v7()],
+        )
+        .await
+        .unwrap();
+    let mut impatient = memory.clone();
+    impatient.holder_wait = Duration::ZERO;
+    let held = impatient.handle_batch(memory_jobs(owner_id, &[1])).await;
+    assert_eq!(held.batch_item_failures.len(), 1, "retried later");
+    assert_eq!(llm_calls().await, 1);
+    assert_eq!(app.count(notes).await, 0);
+
+    // ... and once it has, the redelivery takes the attempt over.
+    client
+        .execute(
+            "UPDATE chat_memory_leases SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let retried = impatient.handle_batch(memory_jobs(owner_id, &[1])).await;
+    assert!(retried.batch_item_failures.is_empty());
+    assert_eq!(llm_calls().await, 2);
+    assert_eq!(app.count(notes).await, 1);
+    assert_eq!(app.count(leases).await, 0);
+}

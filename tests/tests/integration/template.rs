@@ -311,6 +311,16 @@ fn the_saga_constants_match_the_queues_they_describe() {
         Some(saga::synthesize::REENTRY_AFTER.as_secs() as i64),
         "a running synthesis attempt is taken over only after the visibility timeout"
     );
+    let memory = &queues
+        .iter()
+        .find(|(id, _)| id == "SummarizeChatQueue")
+        .unwrap()
+        .1;
+    assert_eq!(
+        Template::int_property(memory, "VisibilityTimeout"),
+        Some(chat::memory::LEASE.as_secs() as i64),
+        "a memory job's lease is taken over only after the visibility timeout"
+    );
     for (id, properties) in &queues {
         if let Some(redrive) = properties.get("RedrivePolicy") {
             assert_eq!(

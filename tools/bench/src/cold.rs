@@ -300,6 +300,8 @@ fn environment(database_url: &str, function: &str) -> BTreeMap<String, String> {
         ("AWS_SESSION_TOKEN", "bench-token".to_owned()),
         ("TZ", ":UTC".to_owned()),
         ("DATABASE_URL", database_url.to_owned()),
+        // The bench's throw-away local database has no TLS; in Lambda that must be said.
+        ("DATABASE_TLS", "disable".to_owned()),
         ("TABLE_NAME", "bench-table".to_owned()),
         ("CARDS_BUCKET", "bench-cards".to_owned()),
         ("FRONTEND_URL", "https://remirai.app".to_owned()),
