@@ -7,7 +7,7 @@ mod report;
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{Path, RawQuery, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -166,11 +166,14 @@ pub async fn public_persona(
     Ok(Json(public_view(&state.config.web.frontend_url, persona)))
 }
 
-/// The query of a share page's URL: `s`, the share a link came from. Anything else (tracking
-/// parameters link apps add) is ignored, and so is a malformed `s`: the page always renders.
-#[derive(Debug, Deserialize)]
-pub struct SharedLink {
-    s: Option<String>,
+/// The share a share page's URL came from: its first `s` query parameter, when it is a share id.
+/// Anything else (tracking parameters link apps add, a repeated or malformed `s`) is ignored:
+/// the page always renders.
+fn shared_from(query: Option<&str>) -> Option<Uuid> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("s="))
+        .and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// The share page: HTML with the card, name, archetype and greeting, and the Open Graph and
@@ -181,7 +184,7 @@ pub struct SharedLink {
     tag = "social",
     params(
         ("id" = String, Path, description = "Any version id of the persona"),
-        ("s" = Option<Uuid>, Query, description = "The share this link came from (`share_url` of a recorded share): opened from another address than the owner's, the share counts"),
+        ("s" = Option<String>, Query, description = "The share this link came from (`share_url` of a recorded share): opened from another address than the owner's, the share counts. Anything else, or a malformed value, is ignored"),
     ),
     responses(
         (status = 200, description = "The page (`Cache-Control: public, max-age=300`)", body = String, content_type = "text/html"),
@@ -191,7 +194,7 @@ pub struct SharedLink {
 pub async fn share_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(opened): Query<SharedLink>,
+    RawQuery(query): RawQuery,
     viewer: AddressHash,
 ) -> Result<Response, ApiError> {
     let frontend_url = &state.config.web.frontend_url;
@@ -200,7 +203,7 @@ pub async fn share_page(
     };
     match state.social.public_persona(id).await {
         Ok(persona) => {
-            if let Some(share) = opened.s.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
+            if let Some(share) = shared_from(query.as_deref()) {
                 // Never fails the page: a share that cannot be observed now simply is not.
                 if let Err(error) = state.social.observe_share(share, id, &viewer.0).await {
                     tracing::warn!(error = %error, "could not observe a share");
@@ -349,4 +352,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record_share))
         .routes(routes!(compatibility))
         .routes(routes!(report::report_persona))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_link_names_its_share_and_anything_else_is_ignored() {
+        let id = Uuid::new_v4();
+        assert_eq!(shared_from(Some(&format!("utm_source=x&s={id}"))), Some(id));
+        assert_eq!(shared_from(Some(&format!("s={id}&s=null"))), Some(id));
+        assert_eq!(shared_from(Some("s=null&s=null")), None);
+        assert_eq!(shared_from(Some("ss=1")), None);
+        assert_eq!(shared_from(None), None);
+    }
 }
