@@ -154,6 +154,16 @@ pub async fn fresh_database() -> String {
     with_database(&services.admin_url, &name)
 }
 
+/// A fresh, empty database of its own (no migration applied); returns its URL.
+pub async fn empty_database() -> String {
+    let services = shared();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    create_database_from(&services.admin_url, &name, None)
+        .await
+        .expect("creating an empty database");
+    with_database(&services.admin_url, &name)
+}
+
 /// Everything a test needs: its own database and AWS resources, and the router served on a
 /// loopback port.
 pub struct TestApp {

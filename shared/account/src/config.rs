@@ -5,7 +5,7 @@ use std::time::Duration;
 use platform::{
     config::{cards_bucket, table_name, FunctionConfig},
     db::DatabaseConfig,
-    env::{named_keys, Env, Lookup, NamedKey, SecretKey},
+    env::{Env, Lookup, NamedKey, SecretKey},
     outbox::{Queue, WorkerQueue},
 };
 
@@ -45,7 +45,7 @@ impl FunctionConfig for ExportConfig {
             database: DatabaseConfig::read(env),
             queue: WorkerQueue::read(env, Queue::Export),
             bucket: cards_bucket(env),
-            message_keys: env.required_with("MESSAGE_KEYS", named_keys),
+            message_keys: env.keys("MESSAGE_KEYS", "MESSAGE_SEED", "messages", true),
             quest_time_zone: quests::config::quest_time_zone(env),
         }
     }
@@ -58,7 +58,7 @@ impl FunctionConfig for EraseConfig {
             table_name: table_name(env),
             queue: WorkerQueue::read(env, Queue::Erase),
             bucket: cards_bucket(env),
-            address_hash_key: env.required("ADDRESS_HASH_KEY"),
+            address_hash_key: env.key("ADDRESS_HASH_KEY", "IDENTITY_SEED", "address-hash"),
             grace: Duration::from_secs(env.optional("ERASE_GRACE_SECS", 35)),
         }
     }

@@ -3,7 +3,7 @@
 use platform::{
     config::{cards_bucket, table_name, FunctionConfig, WebConfig},
     db::DatabaseConfig,
-    env::{named_keys, Env, Lookup, NamedKey},
+    env::{Env, Lookup, NamedKey},
     outbox::{Queue, QueueUrls},
 };
 
@@ -51,7 +51,7 @@ impl FunctionConfig for HttpApiConfig {
             ),
             web: WebConfig::read(env),
             identity: auth::IdentityConfig::read(env),
-            answer_keys: env.required_with("ANSWER_KEYS", named_keys),
+            answer_keys: env.keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true),
             quest_time_zone: quests::config::quest_time_zone(env),
             chat: chat::config::ChatSettings::read(env),
             report_hide_threshold: {
@@ -205,8 +205,8 @@ mod tests {
         env.insert("DATABASE_CA_PEM", "-----BEGIN CERTIFICATE-----");
         let config = HttpApiConfig::from_lookup(lookup(&env)).unwrap();
         assert_eq!(
-            config.database.ca_pem.as_deref(),
-            Some("-----BEGIN CERTIFICATE-----")
+            config.database.tls,
+            platform::db::DatabaseTls::Verified("-----BEGIN CERTIFICATE-----".to_owned())
         );
     }
 

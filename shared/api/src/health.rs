@@ -41,7 +41,8 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: PostgreSQL, DynamoDB, S3 and SQS are all reachable.
+/// Readiness: PostgreSQL, DynamoDB, S3 and SQS are all reachable, and the database's schema is
+/// the one this release needs (not behind: the deploy's migration has run).
 #[utoipa::path(
     get,
     path = "/v1/health/ready",
@@ -52,13 +53,14 @@ pub async fn health() -> Json<Health> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
-    let (postgres, dynamodb, s3, sqs) = tokio::join!(
+    let (postgres, schema, dynamodb, s3, sqs) = tokio::join!(
         check("postgres", check_postgres(&state)),
+        check("schema", check_schema(&state)),
         check("dynamodb", check_dynamodb(&state)),
         check("s3", check_s3(&state)),
         check("sqs", check_sqs(&state)),
     );
-    let checks = BTreeMap::from([postgres, dynamodb, s3, sqs]);
+    let checks = BTreeMap::from([postgres, schema, dynamodb, s3, sqs]);
     if checks.values().all(|status| *status == "ok") {
         Ok(Json(Readiness {
             status: "ready",
@@ -96,6 +98,18 @@ async fn check(
 async fn check_postgres(state: &AppState) -> anyhow::Result<()> {
     let client = state.db.get().await.context("checking out a connection")?;
     client.simple_query("SELECT 1").await.context("SELECT 1")?;
+    Ok(())
+}
+
+/// The schema is not behind this release: every migration it carries is applied.
+async fn check_schema(state: &AppState) -> anyhow::Result<()> {
+    let client = state.db.get().await.context("checking out a connection")?;
+    let applied = platform::schema::applied_version(&client).await?;
+    let needed = platform::schema::latest_version();
+    anyhow::ensure!(
+        applied >= needed,
+        "the schema is behind: migration {applied} applied, this release needs {needed}"
+    );
     Ok(())
 }
 

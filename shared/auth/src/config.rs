@@ -1,6 +1,6 @@
 //! What sign-in and our tokens read from the environment.
 
-use platform::env::{named_keys, Env, Lookup, NamedKey, SecretKey};
+use platform::env::{Env, Lookup, NamedKey, SecretKey};
 
 /// Sign-in and our tokens.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +33,7 @@ impl IdentityConfig {
                 "GOOGLE_JWKS_URL",
                 "https://www.googleapis.com/oauth2/v3/certs",
             ),
-            address_hash_key: env.required("ADDRESS_HASH_KEY"),
+            address_hash_key: env.key("ADDRESS_HASH_KEY", "IDENTITY_SEED", "address-hash"),
             refresh_reuse_grace: std::time::Duration::from_secs(
                 env.optional("REFRESH_REUSE_GRACE_SECS", 10),
             ),
@@ -46,7 +46,7 @@ impl IdentityConfig {
     /// hash settings.
     pub fn read_tokens(env: &mut Env<Lookup>) -> Self {
         Self {
-            jwt_signing_keys: env.required_with("JWT_SIGNING_KEYS", named_keys),
+            jwt_signing_keys: env.keys("JWT_SIGNING_KEYS", "IDENTITY_SEED", "jwt-signing", false),
             jwt_issuer: env.optional("JWT_ISSUER", "https://api.remirai.app".to_owned()),
             jwt_audience: env.optional("JWT_AUDIENCE", "remirai-app".to_owned()),
             ..Self::default()

@@ -6,7 +6,7 @@ use llm::LlmSettings;
 use platform::{
     config::{table_name, FunctionConfig, WebConfig},
     db::DatabaseConfig,
-    env::{named_keys, Env, Lookup, NamedKey},
+    env::{Env, Lookup, NamedKey},
     outbox::{Queue, QueueUrls, WorkerQueue},
 };
 use secrecy::SecretString;
@@ -14,7 +14,7 @@ use secrecy::SecretString;
 /// `MESSAGE_KEYS`: `kid:base64key[,...]`, 32-byte AES-256-GCM keys sealing chat messages and
 /// memory notes (never the answer keys); the first seals, all open.
 fn message_keys(env: &mut Env<Lookup>) -> Vec<NamedKey> {
-    env.required_with("MESSAGE_KEYS", named_keys)
+    env.keys("MESSAGE_KEYS", "MESSAGE_SEED", "messages", true)
 }
 
 /// The remote moderation check of chat messages: OpenAI's `/moderations`, on when

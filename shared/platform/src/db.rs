@@ -18,6 +18,11 @@ use secrecy::SecretString;
 
 refinery::embed_migrations!("migrations");
 
+/// The embedded migrations.
+pub fn migration_runner() -> refinery::Runner {
+    migrations::runner()
+}
+
 /// Every query of the backend goes through these: the statement is prepared once per
 /// connection and kept in deadpool's statement cache, so a query costs one round trip. Given a
 /// SQL string, tokio-postgres would prepare an unnamed statement on every call first (Parse +
@@ -76,76 +81,136 @@ pub trait CachedStatements: GenericClient {
 
 impl<C: GenericClient + ?Sized> CachedStatements for C {}
 
+/// The roots the database's certificate is verified against when nothing else is configured,
+/// compiled into every binary (no Lambda layer, no file): the roots RDS Proxy's ACM certificates
+/// chain to, and the Amazon RDS CA bundle for direct connections. Source, version and checksums:
+/// `shared/platform/certs/README.md`.
+pub const EMBEDDED_ROOTS: [&str; 2] = [
+    include_str!("../certs/rds-proxy-roots.pem"),
+    include_str!("../certs/rds-ca-bundle.pem"),
+];
+
+/// How connections to PostgreSQL are protected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DatabaseTls {
+    /// Plaintext: the local stack, or `DATABASE_TLS=disable`.
+    #[default]
+    Off,
+    /// TLS required (never a plaintext fallback), the server's certificate and host name
+    /// verified against these PEM roots.
+    Verified(String),
+}
+
 /// The PostgreSQL source of truth.
 #[derive(Debug, Clone, Default)]
 pub struct DatabaseConfig {
-    /// `DATABASE_URL`: libpq-style URL.
+    /// `DATABASE_URL` (libpq URL or key-value form), or one formed from an RDS-managed secret:
+    /// its `username` and `password`, with `DATABASE_HOST`, `DATABASE_PORT` (5432) and
+    /// `DATABASE_NAME` (`remirai`) from plain variables.
     pub url: SecretString,
-    /// `DATABASE_CA_PEM` (PEM text) or `DATABASE_CA_FILE` (a path, e.g. a bundle in a Lambda
-    /// layer: Lambda's environment is limited to 4 KB): the CA certificates that signed the
-    /// database's certificate (for RDS, the region's bundle). When set, connections use TLS
-    /// verified against them; add `?sslmode=require` to `DATABASE_URL` to refuse plaintext.
-    /// Unset: no TLS (the local stack).
-    ///
-    /// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) a configuration without TLS is refused
-    /// (see [`DatabaseConfig::read`]).
-    pub ca_pem: Option<String>,
+    /// See [`DatabaseConfig::read`].
+    pub tls: DatabaseTls,
     /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
     /// time, so a small pool keeps RDS connection counts proportional to concurrency.
     pub pool_size: usize,
 }
 
 impl DatabaseConfig {
-    /// Reads the database settings, and refuses a Lambda configuration that would talk to
-    /// PostgreSQL in plaintext: inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) TLS is required
-    /// — a CA configured (`DATABASE_CA_PEM` / `DATABASE_CA_FILE`) or `sslmode=require` in
-    /// `DATABASE_URL` — unless `DATABASE_TLS=disable` says plaintext is meant. `DATABASE_TLS`
-    /// (optional) takes `disable` or `require` (TLS required outside Lambda too); unset, TLS is
-    /// required only inside Lambda, so the local stack keeps connecting without it.
+    /// Reads the database settings. TLS:
+    ///
+    /// - `DATABASE_TLS=disable`: plaintext, whatever else is set;
+    /// - `DATABASE_CA_PEM` (PEM text) or `DATABASE_CA_FILE` (a path): TLS verified against them;
+    /// - otherwise, inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set), with `DATABASE_TLS=require`,
+    ///   or with a URL that asks for TLS (`sslmode=require`): TLS verified against
+    ///   [`EMBEDDED_ROOTS`];
+    /// - otherwise (the local stack): plaintext.
+    ///
+    /// Inside Lambda a URL that says `sslmode=disable` is refused unless `DATABASE_TLS=disable`
+    /// says plaintext is meant: PostgreSQL in Lambda never runs without TLS by accident.
     pub fn read(env: &mut Env<Lookup>) -> Self {
-        let url = env.get("DATABASE_URL");
-        let config = Self {
-            url: SecretString::from(env.required::<String>("DATABASE_URL")),
-            ca_pem: ca_bundle(env),
-            pool_size: env.optional("DB_POOL_SIZE", 2),
-        };
+        let url = database_url(env);
         let in_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let tls_required = match env.get("DATABASE_TLS").as_deref().map(str::trim) {
-            None => in_lambda,
-            Some("disable") => false,
-            Some("require") => true,
+        let mode = env.get("DATABASE_TLS");
+        let mode = match mode.as_deref().map(str::trim) {
+            None => None,
+            Some(mode @ ("disable" | "require")) => Some(mode.to_owned()),
             Some(_) => {
                 env.problem(
                     "DATABASE_TLS",
                     "is malformed (expected `disable` or `require`)",
                 );
-                in_lambda
+                None
             }
         };
-        // Only a URL that is there can be judged (a missing one is already a problem).
-        if let Some(url) = url {
-            let has_tls = config.ca_pem.is_some() || url_requires_tls(&url);
-            if tls_required && !has_tls {
-                env.problem(
-                    "DATABASE_URL",
-                    format!(
-                        "connects without TLS{}: set DATABASE_CA_PEM or DATABASE_CA_FILE (with \
-                         sslmode=require in the URL), or DATABASE_TLS=disable to allow plaintext",
-                        if in_lambda { " inside Lambda" } else { "" }
-                    ),
-                );
+        let explicit = ca_bundle(env);
+        let url_mode = url.as_deref().and_then(url_ssl_mode);
+        let tls = match (mode.as_deref(), explicit) {
+            (Some("disable"), _) => DatabaseTls::Off,
+            (_, Some(pem)) => DatabaseTls::Verified(pem),
+            (Some("require"), None) => DatabaseTls::Verified(EMBEDDED_ROOTS.concat()),
+            _ if in_lambda || url_mode.as_deref() == Some("require") => {
+                DatabaseTls::Verified(EMBEDDED_ROOTS.concat())
             }
+            _ => DatabaseTls::Off,
+        };
+        if in_lambda && mode.is_none() && url_mode.as_deref() == Some("disable") {
+            env.problem(
+                "DATABASE_URL",
+                "says sslmode=disable inside Lambda: remove it (TLS is verified against the \
+                 embedded roots) or set DATABASE_TLS=disable to allow plaintext",
+            );
         }
-        config
+        Self {
+            url: SecretString::from(url.unwrap_or_default()),
+            tls,
+            pool_size: env.optional("DB_POOL_SIZE", 2),
+        }
     }
 }
 
-/// Whether `url` (URL or key-value form) refuses a session without TLS: its last `sslmode` is
-/// `require` (or libpq's `verify-ca` / `verify-full`, which tokio-postgres does not parse).
-fn url_requires_tls(url: &str) -> bool {
-    if let Ok(config) = url.parse::<tokio_postgres::Config>() {
-        return config.get_ssl_mode() == tokio_postgres::config::SslMode::Require;
+/// `DATABASE_URL`, or a connection string formed from an RDS-managed secret (`username`,
+/// `password`) and `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`.
+fn database_url(env: &mut Env<Lookup>) -> Option<String> {
+    // Every variable is read whatever is set, so each function's configuration reads the same
+    // set (the template gives them all).
+    let url = env.get("DATABASE_URL");
+    let host = env.get("DATABASE_HOST").filter(|host| !host.is_empty());
+    let port: u16 = env.optional("DATABASE_PORT", 5432);
+    let name = env.get("DATABASE_NAME").filter(|name| !name.is_empty());
+    if url.is_some() {
+        return url;
     }
+    let (Some(user), Some(password)) = (env.get("username"), env.get("password")) else {
+        env.problem(
+            "DATABASE_URL",
+            "is missing (or an RDS-managed secret's username and password with DATABASE_HOST)",
+        );
+        return None;
+    };
+    let Some(host) = host.or_else(|| env.get("host")) else {
+        env.problem(
+            "DATABASE_HOST",
+            "is missing (the database's host, with an RDS-managed secret)",
+        );
+        return None;
+    };
+    let name = name
+        .or_else(|| env.get("dbname"))
+        .unwrap_or_else(|| "remirai".to_owned());
+    // The key-value form, every value quoted: a password may hold any character.
+    let quote = |value: &str| format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"));
+    Some(format!(
+        "host={} port={port} dbname={} user={} password={}",
+        quote(&host),
+        quote(&name),
+        quote(&user),
+        quote(&password)
+    ))
+}
+
+/// The last `sslmode` of `url` (URL or key-value form): `require` (libpq's `verify-ca` and
+/// `verify-full` count as `require`), `disable`, `prefer`, or `None` when not given.
+fn url_ssl_mode(url: &str) -> Option<String> {
     let parameters: Vec<&str> = match url.split_once("://") {
         Some((_, rest)) => rest
             .split_once('?')
@@ -153,23 +218,24 @@ fn url_requires_tls(url: &str) -> bool {
             .unwrap_or_default(),
         None => url.split_whitespace().collect(),
     };
-    parameters
+    let mode = parameters
         .iter()
         .rev()
-        .find_map(|parameter| parameter.trim().strip_prefix("sslmode="))
-        .is_some_and(|mode| {
-            matches!(
-                mode.trim_matches(['\'', '"']),
-                "require" | "verify-ca" | "verify-full"
-            )
-        })
+        .find_map(|parameter| parameter.trim().strip_prefix("sslmode="))?
+        .trim_matches(['\'', '"']);
+    Some(match mode {
+        "verify-ca" | "verify-full" => "require".to_owned(),
+        other => other.to_owned(),
+    })
 }
 
 fn ca_bundle(env: &mut Env<Lookup>) -> Option<String> {
     if let Some(pem) = env.get("DATABASE_CA_PEM") {
         return Some(pem);
     }
-    let path = env.get("DATABASE_CA_FILE")?;
+    let path = env
+        .get("DATABASE_CA_FILE")
+        .filter(|path| !path.is_empty())?;
     match std::fs::read_to_string(&path) {
         Ok(pem) => Some(pem),
         Err(error) => {
@@ -182,19 +248,20 @@ fn ca_bundle(env: &mut Env<Lookup>) -> Option<String> {
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
 /// start never waits on the database unless the request needs it.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
-    pool_for(
-        config.url.expose_secret(),
-        config.pool_size,
-        config.ca_pem.as_deref(),
-    )
+    let roots = match &config.tls {
+        DatabaseTls::Off => None,
+        DatabaseTls::Verified(pem) => Some(pem.as_str()),
+    };
+    pool_for(config.url.expose_secret(), config.pool_size, roots)
 }
 
-/// Builds a pool for `url` with at most `size` connections; TLS verified against `ca_pem` when
-/// given.
+/// Builds a pool for `url` with at most `size` connections; with `ca_pem`, TLS is required
+/// (never a plaintext fallback) and verified against it.
 pub fn pool_for(url: &str, size: usize, ca_pem: Option<&str>) -> anyhow::Result<Pool> {
-    let pg_config: tokio_postgres::Config = url
-        .parse()
-        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let mut pg_config: tokio_postgres::Config = parse_url(url)?;
+    if ca_pem.is_some() {
+        pg_config.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
     // `Fast` skips a round trip per checkout; broken connections are still detected by
     // tokio-postgres and discarded.
     let manager_config = ManagerConfig {
@@ -211,6 +278,17 @@ pub fn pool_for(url: &str, size: usize, ca_pem: Option<&str>) -> anyhow::Result<
         .create_timeout(Some(Duration::from_secs(5)))
         .build()
         .context("building the PostgreSQL pool")
+}
+
+/// `url` as tokio-postgres's configuration; libpq's `verify-ca` / `verify-full` (which it does
+/// not parse) read as `require`, since with roots configured the certificate and host name are
+/// always verified.
+fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let url = url
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    url.parse()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")
 }
 
 /// A TLS connector that trusts only the CAs in `pem` (RDS certificates are not signed by a
@@ -240,11 +318,23 @@ pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
     migrate_with(url, None).await
 }
 
-/// [`migrate`] with an explicit CA bundle.
+/// [`migrate`] over a database configured as the functions configure theirs.
+pub async fn migrate_config(config: &DatabaseConfig) -> anyhow::Result<Vec<String>> {
+    let roots = match &config.tls {
+        DatabaseTls::Off => None,
+        DatabaseTls::Verified(pem) => Some(pem.as_str()),
+    };
+    migrate_with(config.url.expose_secret(), roots).await
+}
+
+/// [`migrate`] with an explicit CA bundle (TLS then required).
 pub async fn migrate_with(url: &str, ca_pem: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let mut config = parse_url(url)?;
     let (mut client, driver) = match ca_pem {
         Some(pem) => {
-            let (client, connection) = tokio_postgres::connect(url, tls(pem)?)
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = config
+                .connect(tls(pem)?)
                 .await
                 .context("connecting to PostgreSQL to migrate")?;
             (
@@ -253,7 +343,8 @@ pub async fn migrate_with(url: &str, ca_pem: Option<&str>) -> anyhow::Result<Vec
             )
         }
         None => {
-            let (client, connection) = tokio_postgres::connect(url, NoTls)
+            let (client, connection) = config
+                .connect(NoTls)
                 .await
                 .context("connecting to PostgreSQL to migrate")?;
             (
@@ -298,71 +389,96 @@ mod tests {
     const LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "remirai-HttpApiFunction");
 
     #[test]
-    fn inside_lambda_a_database_without_tls_is_refused_naming_the_variables() {
-        let error = read(&[LAMBDA, ("DATABASE_URL", PLAIN)]).unwrap_err();
-        let problem = &error.problems["DATABASE_URL"];
-        assert!(problem.contains("without TLS"), "{problem}");
-        let shown = error.to_string();
-        assert!(
-            shown.contains("DATABASE_URL") && shown.contains("DATABASE_TLS=disable"),
-            "{shown}"
-        );
-        assert!(
-            !shown.contains("secret"),
-            "the URL is never quoted: {shown}"
-        );
-        let preferred = read(&[LAMBDA, ("DATABASE_URL", &format!("{PLAIN}?sslmode=prefer"))]);
-        assert!(preferred.is_err(), "`prefer` falls back to plaintext");
-    }
-
-    #[test]
-    fn inside_lambda_tls_is_a_ca_or_a_url_that_requires_it() {
+    fn inside_lambda_tls_is_verified_against_the_embedded_roots_unless_configured_otherwise() {
+        let default = read(&[LAMBDA, ("DATABASE_URL", PLAIN)]).unwrap();
+        assert_eq!(default.tls, DatabaseTls::Verified(EMBEDDED_ROOTS.concat()));
         let with_ca = read(&[LAMBDA, ("DATABASE_URL", PLAIN), ("DATABASE_CA_PEM", CA)]).unwrap();
-        assert_eq!(with_ca.ca_pem.as_deref(), Some(CA));
-        for url in [
-            format!("{PLAIN}?sslmode=require"),
-            format!("{PLAIN}?application_name=x&sslmode=require"),
-            "host=db.example user=app sslmode=require".to_owned(),
-            format!("{PLAIN}?sslmode=verify-full"),
-        ] {
-            let config = read(&[LAMBDA, ("DATABASE_URL", &url)]);
-            assert!(config.is_ok(), "{url}: {config:?}");
-        }
-        let later_wins = read(&[
-            LAMBDA,
-            (
-                "DATABASE_URL",
-                &format!("{PLAIN}?sslmode=require&sslmode=disable"),
-            ),
-        ]);
-        assert!(later_wins.is_err());
+        assert_eq!(with_ca.tls, DatabaseTls::Verified(CA.to_owned()));
+        let empty_file =
+            read(&[LAMBDA, ("DATABASE_URL", PLAIN), ("DATABASE_CA_FILE", "")]).unwrap();
+        assert_eq!(
+            empty_file.tls,
+            DatabaseTls::Verified(EMBEDDED_ROOTS.concat())
+        );
     }
 
     #[test]
     fn inside_lambda_plaintext_must_be_asked_for_with_database_tls_disable() {
+        let disabled_url = format!("{PLAIN}?sslmode=disable");
+        let error = read(&[LAMBDA, ("DATABASE_URL", &disabled_url)]).unwrap_err();
+        let shown = error.to_string();
+        assert!(shown.contains("DATABASE_TLS=disable"), "{shown}");
+        assert!(
+            !shown.contains("secret"),
+            "the URL is never quoted: {shown}"
+        );
+        let later_wins = format!("{PLAIN}?sslmode=require&sslmode=disable");
+        assert!(read(&[LAMBDA, ("DATABASE_URL", &later_wins)]).is_err());
+
         let config = read(&[LAMBDA, ("DATABASE_URL", PLAIN), ("DATABASE_TLS", "disable")]).unwrap();
         assert_eq!(config.url.expose_secret(), PLAIN);
-        assert!(config.ca_pem.is_none());
+        assert_eq!(config.tls, DatabaseTls::Off);
     }
 
     #[test]
-    fn locally_no_tls_is_required_unless_asked_for() {
+    fn locally_tls_is_off_unless_asked_for() {
         let local = read(&[("DATABASE_URL", PLAIN)]).unwrap();
-        assert!(local.ca_pem.is_none());
+        assert_eq!(local.tls, DatabaseTls::Off);
         assert_eq!(local.pool_size, 2);
-        assert!(read(&[("DATABASE_URL", PLAIN), ("DATABASE_TLS", "require")]).is_err());
-        assert!(read(&[
-            ("DATABASE_URL", &format!("{PLAIN}?sslmode=require")),
-            ("DATABASE_TLS", "require")
-        ])
-        .is_ok());
+        for asked in [
+            read(&[("DATABASE_URL", PLAIN), ("DATABASE_TLS", "require")]).unwrap(),
+            read(&[("DATABASE_URL", &format!("{PLAIN}?sslmode=require"))]).unwrap(),
+            read(&[("DATABASE_URL", &format!("{PLAIN}?sslmode=verify-full"))]).unwrap(),
+        ] {
+            assert_eq!(asked.tls, DatabaseTls::Verified(EMBEDDED_ROOTS.concat()));
+        }
     }
 
     #[test]
-    fn a_malformed_database_tls_and_a_missing_url_are_reported_as_such() {
+    fn an_rds_managed_secret_with_plain_host_and_name_forms_the_connection() {
+        let config = read(&[
+            LAMBDA,
+            ("username", "remirai_admin"),
+            ("password", "p@ss w'o\\rd"),
+            ("DATABASE_HOST", "proxy.example.rds.amazonaws.com"),
+            ("DATABASE_NAME", "remirai"),
+        ])
+        .unwrap();
+        let url = config.url.expose_secret();
+        let parsed: tokio_postgres::Config = url.parse().unwrap();
+        assert_eq!(parsed.get_user(), Some("remirai_admin"));
+        assert_eq!(parsed.get_password(), Some("p@ss w'o\\rd".as_bytes()));
+        assert_eq!(parsed.get_dbname(), Some("remirai"));
+        assert_eq!(parsed.get_ports(), [5432]);
+        assert_eq!(config.tls, DatabaseTls::Verified(EMBEDDED_ROOTS.concat()));
+
+        let error = read(&[LAMBDA, ("username", "u"), ("password", "p")]).unwrap_err();
+        assert!(error.problems.contains_key("DATABASE_HOST"), "{error}");
+        let error = read(&[LAMBDA]).unwrap_err();
+        assert!(error.problems["DATABASE_URL"].starts_with("is missing"));
+    }
+
+    #[test]
+    fn a_malformed_database_tls_is_reported() {
         let error = read(&[("DATABASE_URL", PLAIN), ("DATABASE_TLS", "off")]).unwrap_err();
         assert!(error.problems["DATABASE_TLS"].contains("malformed"));
-        let error = read(&[LAMBDA]).unwrap_err();
-        assert_eq!(error.problems["DATABASE_URL"], "is missing");
+    }
+
+    #[test]
+    fn the_embedded_roots_are_the_vendored_files_and_every_certificate_parses() {
+        use aws_lc_rs::digest;
+        let checksums = [
+            "dfaa39c0350288ded35812f7b80f76c4a422b97ecc04c4ac84e325bec528b1b8",
+            "fefac91d6800404461cece76724bc0a2383f4f556a1c9beb0813fac6f2e1e49f",
+        ];
+        for (pem, checksum) in EMBEDDED_ROOTS.iter().zip(checksums) {
+            let sum = crate::crypto::hex(digest::digest(&digest::SHA256, pem.as_bytes()).as_ref());
+            assert_eq!(sum, checksum, "certs/README.md names the files' checksums");
+        }
+        let certificates = CertificateDer::pem_slice_iter(EMBEDDED_ROOTS.concat().as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(certificates.len(), 5 + 115);
+        assert!(tls(&EMBEDDED_ROOTS.concat()).is_ok());
     }
 }

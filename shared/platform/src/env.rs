@@ -214,3 +214,184 @@ pub fn named_keys(text: &str) -> Result<Vec<NamedKey>, String> {
         })
         .collect()
 }
+
+/// Parses `kid:base64key[,...]` of AES-256 keys: each exactly 32 bytes. A longer key would be
+/// accepted by `named_keys` and then refused when the cipher is built; here it is refused with
+/// the configuration, naming the variable.
+pub fn aes_keys(text: &str) -> Result<Vec<NamedKey>, String> {
+    let keys = named_keys(text)?;
+    for key in &keys {
+        let length = secrecy::ExposeSecret::expose_secret(&key.secret.0).len();
+        if length != 32 {
+            return Err(format!(
+                "key {:?} must be exactly 32 bytes (AES-256), got {length}",
+                key.kid
+            ));
+        }
+    }
+    Ok(keys)
+}
+
+/// The kid of a key derived from a stack-generated seed.
+pub const SEED_KID: &str = "stack";
+/// Shortest seed accepted: 32 characters of a generated secret string.
+const MIN_SEED_CHARS: usize = 32;
+
+/// A 32-byte key derived from `seed` for `purpose` (HKDF-SHA256), so one random string the stack
+/// generates (`GenerateSecretString` cannot produce base64 of exactly 32 bytes) yields distinct,
+/// full-strength keys.
+pub fn derive_key(seed: &str, purpose: &str) -> SecretKey {
+    use aws_lc_rs::hkdf;
+    struct Length;
+    impl hkdf::KeyType for Length {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let mut key = [0u8; 32];
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"remirai/key-derivation/v1");
+    let info = [purpose.as_bytes()];
+    // Expanding 32 bytes from SHA-256 cannot fail (the limit is 255 x 32).
+    if let Ok(okm) = salt.extract(seed.as_bytes()).expand(&info, Length) {
+        let _ = okm.fill(&mut key);
+    }
+    SecretKey(SecretSlice::from(key.to_vec()))
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A key list: `list` (`kid:base64key[,...]`, the first seals or signs) and, when `seed` is
+    /// set (the stack generates it), a key derived from it for `purpose` with kid
+    /// [`SEED_KID`], used when `list` is unset and kept for opening after it is set (rotation:
+    /// put a new `list` in the secret next to the seed). `aes`: keys of exactly 32 bytes.
+    pub fn keys(&mut self, list: &str, seed: &str, purpose: &str, aes: bool) -> Vec<NamedKey> {
+        let parse = if aes { aes_keys } else { named_keys };
+        let mut keys = match self.get(list) {
+            Some(text) => match parse(&text) {
+                Ok(keys) => keys,
+                Err(problem) => {
+                    self.problem(list, format!("is malformed ({problem})"));
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        match self.get(seed) {
+            Some(text) if text.trim().chars().count() < MIN_SEED_CHARS => {
+                self.problem(
+                    seed,
+                    format!("must have at least {MIN_SEED_CHARS} characters"),
+                );
+            }
+            Some(text) if !keys.iter().any(|key| key.kid == SEED_KID) => keys.push(NamedKey {
+                kid: SEED_KID.to_owned(),
+                secret: derive_key(text.trim(), purpose),
+            }),
+            Some(_) => {}
+            None if keys.is_empty() && self.get(list).is_none() => {
+                self.problem(
+                    list,
+                    format!("is missing (or {seed}, which the stack generates)"),
+                );
+            }
+            None => {}
+        }
+        keys
+    }
+
+    /// One key: `name` (base64, at least 32 bytes), or derived from `seed` for `purpose`.
+    pub fn key(&mut self, name: &str, seed: &str, purpose: &str) -> SecretKey {
+        if self.get(name).is_some() {
+            return self.required(name);
+        }
+        match self.get(seed) {
+            Some(text) if text.trim().chars().count() >= MIN_SEED_CHARS => {
+                derive_key(text.trim(), purpose)
+            }
+            Some(_) => {
+                self.problem(
+                    seed,
+                    format!("must have at least {MIN_SEED_CHARS} characters"),
+                );
+                SecretKey::default()
+            }
+            None => {
+                self.problem(
+                    name,
+                    format!("is missing (or {seed}, which the stack generates)"),
+                );
+                SecretKey::default()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::new(move |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+    }
+
+    const KEY32: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    const KEY48: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMD";
+    const SEED: &str = "Zy8Qx1sV7kLm2Np4Rt6Uw9Ya3Cb5Df7GhJk0LnMpQrStUvWxYz12";
+
+    #[test]
+    fn an_aes_key_of_any_length_but_32_bytes_is_refused_at_start_naming_the_variable() {
+        let mut long = env(&[("ANSWER_KEYS", &format!("a1:{KEY48}"))]);
+        assert!(long
+            .keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true)
+            .is_empty());
+        let error = long.finish().unwrap_err();
+        assert!(
+            error.problems["ANSWER_KEYS"].contains("exactly 32 bytes"),
+            "{error}"
+        );
+        let mut exact = env(&[("ANSWER_KEYS", &format!("a1:{KEY32}"))]);
+        assert_eq!(
+            exact
+                .keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true)
+                .len(),
+            1
+        );
+        assert!(exact.finish().is_ok());
+    }
+
+    #[test]
+    fn a_stack_seed_gives_distinct_stable_keys_per_purpose_and_a_list_takes_precedence() {
+        let mut seeded = env(&[("ANSWER_SEED", SEED), ("IDENTITY_SEED", SEED)]);
+        let answers = seeded.keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true);
+        let address = seeded.key("ADDRESS_HASH_KEY", "IDENTITY_SEED", "address-hash");
+        assert!(seeded.finish().is_ok());
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].kid, SEED_KID);
+        let bytes = |key: &SecretKey| secrecy::ExposeSecret::expose_secret(&key.0).to_vec();
+        assert_eq!(bytes(&answers[0].secret).len(), 32);
+        assert_ne!(bytes(&answers[0].secret), bytes(&address));
+        assert_eq!(
+            bytes(&derive_key(SEED, "answers")),
+            bytes(&answers[0].secret)
+        );
+
+        // Rotation: a new list seals, the seed's key still opens.
+        let mut rotated = env(&[
+            ("ANSWER_SEED", SEED),
+            ("ANSWER_KEYS", &format!("a2:{KEY32}")),
+        ]);
+        let keys = rotated.keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true);
+        let kids: Vec<&str> = keys.iter().map(|key| key.kid.as_str()).collect();
+        assert_eq!(kids, ["a2", SEED_KID]);
+
+        let mut missing = env(&[("ANSWER_SEED", "short")]);
+        missing.keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true);
+        missing.key("ADDRESS_HASH_KEY", "IDENTITY_SEED", "address-hash");
+        let error = missing.finish().unwrap_err();
+        assert!(error.problems.contains_key("ANSWER_SEED"));
+        assert!(error.problems["ADDRESS_HASH_KEY"].contains("IDENTITY_SEED"));
+    }
+}

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ownership;
 pub mod rate_limit;
+pub mod schema;
 pub mod secrets;
 pub mod telemetry;
 pub mod worker;

@@ -16,16 +16,24 @@ use serde_json::Value;
 /// The variable listing a function's secret ARNs.
 pub const ARNS_VARIABLE: &str = "SECRET_ARNS";
 
-/// Which secret (by its `template.yaml` parameter) provides which variables. No function's
-/// configuration may hold these variables; a test checks the template.
+/// Which secret (by its `template.yaml` logical id: a parameter or a resource) provides which
+/// variables. No function's configuration may hold these variables; a test checks the template.
+///
+/// The database secret is either `{"DATABASE_URL": …}` or an RDS-managed secret (`username`,
+/// `password`, with `DATABASE_HOST` and `DATABASE_NAME` as plain variables). The key secrets
+/// are made by the stack with a generated seed (`IDENTITY_SEED`, …) from which the keys are
+/// derived; an explicit key list next to the seed takes over for sealing (rotation).
 pub const CONTRACT: &[(&str, &[&str])] = &[
-    ("DatabaseSecretArn", &["DATABASE_URL"]),
     (
-        "IdentitySecretArn",
-        &["JWT_SIGNING_KEYS", "ADDRESS_HASH_KEY"],
+        "DatabaseSecretArn",
+        &["DATABASE_URL", "username", "password"],
     ),
-    ("AnswerKeysSecretArn", &["ANSWER_KEYS"]),
-    ("MessageKeysSecretArn", &["MESSAGE_KEYS"]),
+    (
+        "IdentityKeys",
+        &["JWT_SIGNING_KEYS", "ADDRESS_HASH_KEY", "IDENTITY_SEED"],
+    ),
+    ("AnswerKeys", &["ANSWER_KEYS", "ANSWER_SEED"]),
+    ("MessageKeys", &["MESSAGE_KEYS", "MESSAGE_SEED"]),
     ("LlmApiKeySecretArn", &["LLM_API_KEY"]),
     ("OpenAiApiKeySecretArn", &["OPENAI_API_KEY"]),
 ];

@@ -3,7 +3,7 @@
 use platform::{
     config::{cards_bucket, frontend_url, table_name, FunctionConfig},
     db::DatabaseConfig,
-    env::{named_keys, Env, Lookup, NamedKey},
+    env::{Env, Lookup, NamedKey},
     outbox::{Queue, QueueUrls, WorkerQueue},
 };
 
@@ -51,7 +51,7 @@ impl FunctionConfig for SynthesizeConfig {
             table_name: table_name(env),
             queue: WorkerQueue::read(env, Queue::Synthesize),
             publishes: QueueUrls::read(env, &[Queue::Render]),
-            answer_keys: env.required_with("ANSWER_KEYS", named_keys),
+            answer_keys: env.keys("ANSWER_KEYS", "ANSWER_SEED", "answers", true),
             llm: llm::LlmSettings::read(env),
         }
     }

@@ -63,7 +63,7 @@ async fn readiness_reports_all_four_dependencies_ok() {
         body,
         serde_json::json!({
             "status": "ready",
-            "checks": { "postgres": "ok", "dynamodb": "ok", "s3": "ok", "sqs": "ok" }
+            "checks": { "postgres": "ok", "schema": "ok", "dynamodb": "ok", "s3": "ok", "sqs": "ok" }
         })
     );
 }
@@ -87,8 +87,32 @@ async fn readiness_names_the_failed_dependency_with_503() {
     assert_error_body(&body, "not_ready", &id);
     assert_eq!(
         body["error"]["details"]["checks"],
-        serde_json::json!({ "postgres": "ok", "dynamodb": "ok", "s3": "unavailable", "sqs": "ok" })
+        serde_json::json!({ "postgres": "ok", "schema": "ok", "dynamodb": "ok", "s3": "unavailable", "sqs": "ok" })
     );
+}
+
+#[tokio::test]
+async fn readiness_is_not_ready_on_a_schema_behind_the_release() {
+    let app = spawn_app().await;
+    let latest = platform::schema::latest_version();
+    app.state
+        .db
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "DELETE FROM refinery_schema_history WHERE version = $1",
+            &[&latest],
+        )
+        .await
+        .unwrap();
+
+    let response = app.get("/v1/health/ready").await;
+
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["checks"]["schema"], "unavailable");
+    assert_eq!(body["error"]["details"]["checks"]["postgres"], "ok");
 }
 
 #[tokio::test]

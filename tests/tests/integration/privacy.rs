@@ -224,7 +224,7 @@ async fn the_progress_route_reads_personas_through_an_index_on_the_survey() {
 #[tokio::test]
 async fn every_function_reads_its_own_secrets_from_secrets_manager_at_cold_start() {
     let app = spawn_app().await;
-    let answer_keys = &app.resource("AnswerKeysSecretArn").arn;
+    let answer_keys = &app.resource("AnswerKeys").arn;
     // Ops rotate the answer key in Secrets Manager; the next cold start reads the new one.
     let rotated = "a2099:BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY=";
     app.aws
@@ -287,14 +287,10 @@ async fn no_secret_prompt_or_answer_text_reaches_any_log_line() {
         .await;
 
     let prompt = chat::context::CHAT_RULES;
-    let arns: Vec<String> = [
-        "DatabaseSecretArn",
-        "IdentitySecretArn",
-        "AnswerKeysSecretArn",
-    ]
-    .into_iter()
-    .map(|parameter| app.resource(parameter).arn.clone())
-    .collect();
+    let arns: Vec<String> = ["DatabaseSecretArn", "IdentityKeys", "AnswerKeys"]
+        .into_iter()
+        .map(|parameter| app.resource(parameter).arn.clone())
+        .collect();
     let secrets = platform::secrets::fetch(&app.aws.secrets, &arns)
         .await
         .unwrap();

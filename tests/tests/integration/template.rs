@@ -142,6 +142,10 @@ fn every_function_gets_exactly_the_variables_its_configuration_reads() {
         ("ChatMemoryFunction", reads::<ChatMemoryConfig>()),
         ("ExportFunction", reads::<account::ExportConfig>()),
         ("EraseFunction", reads::<account::EraseConfig>()),
+        (
+            "MigrateFunction",
+            reads::<platform::schema::MigrateConfig>(),
+        ),
     ];
     let declared: BTreeSet<String> = template
         .resources_of("AWS::Serverless::Function")
@@ -210,11 +214,11 @@ fn secrets_never_sit_in_a_functions_configuration_and_each_function_reads_only_i
         (
             "HttpApiFunction",
             vec![
-                "AnswerKeysSecretArn",
+                "AnswerKeys",
                 "DatabaseSecretArn",
-                "IdentitySecretArn",
+                "IdentityKeys",
                 "LlmApiKeySecretArn",
-                "MessageKeysSecretArn",
+                "MessageKeys",
                 "OpenAiApiKeySecretArn",
             ],
         ),
@@ -222,9 +226,9 @@ fn secrets_never_sit_in_a_functions_configuration_and_each_function_reads_only_i
             "ChatFunction",
             vec![
                 "DatabaseSecretArn",
-                "IdentitySecretArn",
+                "IdentityKeys",
                 "LlmApiKeySecretArn",
-                "MessageKeysSecretArn",
+                "MessageKeys",
                 "OpenAiApiKeySecretArn",
             ],
         ),
@@ -233,20 +237,19 @@ fn secrets_never_sit_in_a_functions_configuration_and_each_function_reads_only_i
             vec![
                 "DatabaseSecretArn",
                 "LlmApiKeySecretArn",
-                "MessageKeysSecretArn",
+                "MessageKeys",
                 "OpenAiApiKeySecretArn",
             ],
         ),
         (
             "SynthesizeFunction",
-            vec![
-                "AnswerKeysSecretArn",
-                "DatabaseSecretArn",
-                "LlmApiKeySecretArn",
-            ],
+            vec!["AnswerKeys", "DatabaseSecretArn", "LlmApiKeySecretArn"],
         ),
         ("RenderCardFunction", vec!["DatabaseSecretArn"]),
         ("SweeperFunction", vec!["DatabaseSecretArn"]),
+        ("ExportFunction", vec!["DatabaseSecretArn", "MessageKeys"]),
+        ("EraseFunction", vec!["DatabaseSecretArn", "IdentityKeys"]),
+        ("MigrateFunction", vec!["DatabaseSecretArn"]),
     ];
     for (function, parameters) in expected {
         let given = template.function_variable_names(function);

@@ -21,21 +21,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn migrate() -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("DATABASE_URL must name the database to migrate"))?;
-    // RDS forces TLS: verify it against the CA bundle, as the functions do.
-    let ca_pem = match std::env::var("DATABASE_CA_FILE")
-        .ok()
-        .filter(|path| !path.is_empty())
-    {
-        Some(path) => Some(
-            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("DATABASE_CA_FILE: {e}"))?,
-        ),
-        None => std::env::var("DATABASE_CA_PEM")
-            .ok()
-            .filter(|pem| !pem.is_empty()),
-    };
-    let applied = platform::db::migrate_with(&url, ca_pem.as_deref()).await?;
+    // The database settings the functions read (TLS as they have it), from the environment.
+    let database = platform::env::read(
+        |name| std::env::var(name).ok(),
+        platform::db::DatabaseConfig::read,
+    )?;
+    let applied = platform::db::migrate_config(&database).await?;
     if applied.is_empty() {
         eprintln!("devstack: the database is up to date");
     }

@@ -309,5 +309,15 @@ pub async fn provision_secrets(
             },
         );
     }
+    // The local stack's database is the one it started, given by its secret: the template's
+    // `existing` database mode (no VPC, Aurora or proxy to resolve).
+    resources.insert(
+        "DatabaseMode".to_owned(),
+        LocalResource {
+            reference: "existing".to_owned(),
+            arn: String::new(),
+            name: "DatabaseMode".to_owned(),
+        },
+    );
     Ok(())
 }

@@ -44,6 +44,13 @@ pub fn local_defaults(overrides: &mut BTreeMap<String, String>) -> BTreeMap<Stri
     overrides
         .entry("DB_POOL_SIZE".into())
         .or_insert_with(|| "32".into());
+    // A frontend in development runs on Vite's port; the template's defaults are for AWS.
+    overrides
+        .entry("FRONTEND_URL".into())
+        .or_insert_with(|| "http://localhost:5173".into());
+    overrides
+        .entry("ALLOWED_ORIGINS".into())
+        .or_insert_with(|| "http://localhost:5173".into());
     secrets
 }
 

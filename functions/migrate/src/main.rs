@@ -1,0 +1,19 @@
+//! Database migrations (a CloudFormation custom resource, run by every deploy whose code changes
+//! the migration set; ops may also invoke it with `{}`): the migrations embedded in this binary,
+//! applied in order; a failure fails the deploy.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use platform::{aws::AwsClients, schema::MigrateConfig, FunctionConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    platform::telemetry::init();
+    let aws = AwsClients::from_env().await;
+    let config = MigrateConfig::load(&aws).await?;
+    let http = reqwest::Client::new();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let (config, http) = (config.clone(), http.clone());
+        async move { Ok::<_, Error>(platform::schema::handle(&config, &http, event.payload).await?) }
+    }))
+    .await
+}
