@@ -15,7 +15,9 @@ use crate::db::CachedStatements;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use uuid::Uuid;
@@ -260,6 +262,18 @@ impl Publisher {
                         .build()?,
                 );
             }
+            // One trace from the request to the workers: Lambda's X-Ray trace header rides the
+            // message as its AWSTraceHeader, and the consuming function's trace continues it.
+            // https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html
+            if let Some(trace) = trace_header() {
+                send = send.message_system_attributes(
+                    MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(trace)
+                        .build()?,
+                );
+            }
             match send.send().await {
                 Ok(_) => {
                     client
@@ -282,4 +296,12 @@ impl Publisher {
         }
         Ok(sent)
     }
+}
+
+/// The X-Ray trace header of the invocation in progress (Lambda sets `_X_AMZN_TRACE_ID` for each
+/// one), when there is one: a well-formed `Root=…` header only.
+fn trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|header| header.starts_with("Root=") && header.len() <= 256)
 }

@@ -16,7 +16,11 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     crate::metrics::init();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(level_of(
+            std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        ))
+    });
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(
@@ -34,6 +38,19 @@ where
         .is_ok();
     if installed {
         log_panics();
+    }
+}
+
+/// The filter of a Lambda application log level (`AWS_LAMBDA_LOG_LEVEL`, which Lambda sets from
+/// the function's `LoggingConfig`): below it, lines are not even formatted. `RUST_LOG`, when set,
+/// takes precedence (a finer filter while investigating). Default: info.
+fn level_of(lambda_level: Option<&str>) -> &'static str {
+    match lambda_level.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR" | "FATAL") => "error",
+        _ => "info",
     }
 }
 
@@ -80,4 +97,18 @@ pub fn describe(error: &anyhow::Error) -> String {
         parts.push(cause.to_string());
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambdas_log_level_sets_the_filter() {
+        assert_eq!(level_of(Some("DEBUG")), "debug");
+        assert_eq!(level_of(Some("FATAL")), "error");
+        assert_eq!(level_of(Some("warn")), "warn");
+        assert_eq!(level_of(None), "info");
+        assert_eq!(level_of(Some("nonsense")), "info");
+    }
 }
