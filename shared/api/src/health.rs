@@ -41,8 +41,10 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: PostgreSQL, DynamoDB, S3 and SQS are all reachable, and the database's schema is
-/// the one this release needs (not behind: the deploy's migration has run).
+/// Readiness: the stores answer and the schema is current.
+///
+/// PostgreSQL, DynamoDB, S3 and SQS are reachable, and the database's schema is the one this
+/// release needs (not behind: the deploy's migration has run).
 #[utoipa::path(
     get,
     path = "/v1/health/ready",

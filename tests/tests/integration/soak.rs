@@ -25,7 +25,7 @@ async fn five_hundred_messages_delivered_one_to_three_times_with_crashes_leave_e
     assert_eq!(report.duplicate_ledger_entries, 0);
     assert_eq!(
         report.statuses_not_ready, 0,
-        "every polled status says ready"
+        "every polled status says ready: {report:#?}"
     );
     assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
     assert!(

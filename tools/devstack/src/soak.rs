@@ -205,7 +205,10 @@ pub async fn run(
             && feed.done()
             && copies.pending.is_empty()
             && synthesize.0 == 0
-            && render.0 == 0;
+            && render.0 == 0
+            // A render that crashed after its commit is retried to write the status: the
+            // rows are all settled, but that delivery is still in flight.
+            && render.1 == 0;
         if finished || Instant::now() > deadline {
             break;
         }

@@ -106,7 +106,7 @@ async fn devstack_serves_a_ready_api_and_ctrl_c_leaves_no_process_behind() {
         readiness,
         serde_json::json!({
             "status": "ready",
-            "checks": { "postgres": "ok", "dynamodb": "ok", "s3": "ok", "sqs": "ok" }
+            "checks": { "postgres": "ok", "schema": "ok", "dynamodb": "ok", "s3": "ok", "sqs": "ok" }
         })
     );
     assert!(
