@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use domain::synthesis::{rule_based, Brief, PersonaText};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 pub use settings::LlmSettings;
 
@@ -183,11 +184,18 @@ impl OpenAiCompatible {
     /// Sends a chat-completions request; the response once its status is a success.
     async fn send(&self, body: &Value) -> Result<reqwest::Response, LlmError> {
         let url = format!("{}/chat/completions", self.base_url.trim_end_matches('/'));
+        // Until the answer's headers (a stream's body arrives after): the LLM's subsegment.
+        let span = platform::telemetry::xray::remote("LLM", "POST", &url);
         let mut request = self.http.post(url).timeout(self.timeout).json(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request.send().await.map_err(|error| {
+        let sent = request.send().instrument(span.clone()).await;
+        if let Ok(response) = &sent {
+            span.record("http.status_code", response.status().as_u16());
+        }
+        drop(span);
+        let response = sent.map_err(|error| {
             LlmError::Transient(if error.is_timeout() {
                 "timeout".into()
             } else {

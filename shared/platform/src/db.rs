@@ -12,6 +12,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 use secrecy::ExposeSecret;
 use tokio_postgres::{types::ToSql, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::Instrument;
 
 use crate::env::{Env, Lookup};
 use secrecy::SecretString;
@@ -28,7 +29,8 @@ pub fn migration_runner() -> refinery::Runner {
 /// SQL string, tokio-postgres would prepare an unnamed statement on every call first (Parse +
 /// Describe, then Bind + Execute: two round trips, and PostgreSQL parses and plans every time).
 /// Statements must come from a bounded set of strings (constants, or formatted only from
-/// constants), never from values: each distinct string is cached per connection.
+/// constants), never from values: each distinct string is cached per connection. Each runs in
+/// a span that X-Ray shows as a PostgreSQL subsegment with its statement.
 pub trait CachedStatements: GenericClient {
     /// `query` with the statement cached.
     fn query_cached<'a>(
@@ -40,6 +42,7 @@ pub trait CachedStatements: GenericClient {
             let statement = self.prepare_cached(sql).await?;
             self.query(&statement, params).await
         }
+        .instrument(crate::telemetry::xray::postgres(sql))
     }
 
     /// `query_one` with the statement cached.
@@ -52,6 +55,7 @@ pub trait CachedStatements: GenericClient {
             let statement = self.prepare_cached(sql).await?;
             self.query_one(&statement, params).await
         }
+        .instrument(crate::telemetry::xray::postgres(sql))
     }
 
     /// `query_opt` with the statement cached.
@@ -64,6 +68,7 @@ pub trait CachedStatements: GenericClient {
             let statement = self.prepare_cached(sql).await?;
             self.query_opt(&statement, params).await
         }
+        .instrument(crate::telemetry::xray::postgres(sql))
     }
 
     /// `execute` with the statement cached.
@@ -76,6 +81,7 @@ pub trait CachedStatements: GenericClient {
             let statement = self.prepare_cached(sql).await?;
             self.execute(&statement, params).await
         }
+        .instrument(crate::telemetry::xray::postgres(sql))
     }
 }
 

@@ -2,6 +2,8 @@
 //! step) are flattened into every line, so a request can be followed from the API into the
 //! workers. Only fields we name are logged: no request bodies, headers or addresses.
 
+pub mod xray;
+
 use tracing_subscriber::{fmt, fmt::MakeWriter, prelude::*, EnvFilter};
 
 /// Installs the global JSON subscriber on stdout; `RUST_LOG` overrides the default `info` level.
@@ -10,7 +12,8 @@ pub fn init() {
     init_with_writer(std::io::stdout);
 }
 
-/// Like [`init`], writing to `writer` (tests capture every line to check what is logged).
+/// Like [`init`], writing to `writer` (tests capture every line to check what is logged). Traces
+/// go to X-Ray when Lambda runs its daemon, or to stderr with `TRACES=print` ([`xray`]).
 pub fn init_with_writer<W>(writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -22,7 +25,6 @@ where
         ))
     });
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(
             fmt::layer()
                 .json()
@@ -32,8 +34,10 @@ where
                 .with_target(true)
                 // Lambda adds its own timestamp to each line; keep ours for local runs.
                 .with_ansi(false)
-                .with_writer(writer),
+                .with_writer(writer)
+                .with_filter(filter),
         )
+        .with(xray::Sink::from_env().map(xray::layer))
         .try_init()
         .is_ok();
     if installed {

@@ -22,5 +22,6 @@ mod soak;
 mod social;
 mod surveys;
 mod template;
+mod traces;
 mod worker_batches;
 mod your_data;

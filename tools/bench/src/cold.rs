@@ -111,8 +111,14 @@ struct Observed {
 #[derive(Clone)]
 struct RuntimeApi {
     event: Bytes,
+    trace_header: &'static str,
     observed: Arc<Mutex<Observed>>,
 }
+
+/// The invocation's X-Ray header: unsampled, as most invocations are, or sampled (traced runs).
+const UNSAMPLED: &str =
+    "Root=1-00000000-000000000000000000000000;Parent=0000000000000001;Sampled=0";
+const SAMPLED: &str = "Root=1-00000000-000000000000000000000000;Parent=0000000000000001;Sampled=1";
 
 const REQUEST_ID: &str = "00000000-0000-4000-8000-000000000001";
 
@@ -135,10 +141,7 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:us-east-1:123456789012:function:bench".to_owned(),
             ),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000".to_owned(),
-            ),
+            ("lambda-runtime-trace-id", api.trace_header.to_owned()),
             ("content-type", "application/json".to_owned()),
         ],
         api.event.clone(),
@@ -165,10 +168,14 @@ async fn init_error(State(api): State<RuntimeApi>, body: Bytes) -> StatusCode {
 }
 
 /// Serves the Runtime API for one cold start; returns its address and what it observes.
-async fn runtime_api(event: Bytes) -> anyhow::Result<(String, Arc<Mutex<Observed>>)> {
+async fn runtime_api(
+    event: Bytes,
+    trace_header: &'static str,
+) -> anyhow::Result<(String, Arc<Mutex<Observed>>)> {
     let observed = Arc::new(Mutex::new(Observed::default()));
     let api = RuntimeApi {
         event,
+        trace_header,
         observed: observed.clone(),
     };
     let router = Router::new()
@@ -201,7 +208,12 @@ async fn cold_start(
     environment: &BTreeMap<String, String>,
     event: Bytes,
 ) -> anyhow::Result<(Start, String)> {
-    let (api, observed) = runtime_api(event).await?;
+    let header = if environment.contains_key("AWS_XRAY_DAEMON_ADDRESS") {
+        SAMPLED
+    } else {
+        UNSAMPLED
+    };
+    let (api, observed) = runtime_api(event, header).await?;
     let home = tempfile::tempdir()?;
     let mut command = Command::new(binary);
     command
@@ -390,7 +402,60 @@ async fn measure(postgres: &TempPostgres) -> anyhow::Result<()> {
         );
         eprintln!("cold: {} answered {sample}", function.binary);
     }
-    secrets_fetch(&release.join("http_api"), &database_url).await
+    secrets_fetch(&release.join("http_api"), &database_url).await?;
+    traced(&release, &database_url).await
+}
+
+/// Cold starts with X-Ray tracing on (a sampled invocation, a daemon address: the layer is
+/// installed and every call is sent as a subsegment) against the same function with tracing off,
+/// interleaved off, on, off, on… so machine drift cancels.
+async fn traced(release: &Path, database_url: &str) -> anyhow::Result<()> {
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    daemon.set_nonblocking(true)?;
+    println!("\n### With X-Ray tracing ({RUNS} runs each, interleaved with the untraced run; median (range))\n");
+    println!("| function | first event | init off / on | handled off / on | subsegments sent per traced start |");
+    println!("|---|---|---|---|---|");
+    for function in FUNCTIONS
+        .iter()
+        .filter(|f| ["http_api", "sweeper"].contains(&f.binary))
+    {
+        let binary = release.join(function.binary);
+        let off = environment(database_url, function.binary);
+        let mut on = off.clone();
+        on.insert(
+            "AWS_XRAY_DAEMON_ADDRESS".into(),
+            daemon.local_addr()?.to_string(),
+        );
+        let (mut init, mut handled) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        let mut documents = Vec::new();
+        for _ in 0..RUNS {
+            for (i, environment) in [&off, &on].into_iter().enumerate() {
+                let (start, _) = cold_start(&binary, environment, event_bytes(function)?).await?;
+                init[i].push(millis(start.init));
+                handled[i].push(millis(start.handled));
+            }
+            let mut buffer = [0u8; 65_536];
+            let mut sent = 0;
+            while daemon.recv(&mut buffer).is_ok() {
+                sent += 1;
+            }
+            documents.push(sent);
+        }
+        let [init_off, init_on] = init;
+        let [handled_off, handled_on] = handled;
+        documents.sort_unstable();
+        println!(
+            "| {} | {} | {} / {} | {} / {} | {} |",
+            function.binary,
+            function.what,
+            summary(init_off),
+            summary(init_on),
+            summary(handled_off),
+            summary(handled_on),
+            documents[documents.len() / 2]
+        );
+    }
+    Ok(())
 }
 
 /// The HTTP function again, its keys read from the emulator's Secrets Manager at cold start
