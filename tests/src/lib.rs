@@ -625,6 +625,23 @@ impl TestApp {
         self.scalar(sql).await
     }
 
+    /// Runs one statement on this app's database (a test moving time or state by hand); the
+    /// rows it changed.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> u64 {
+        self.state
+            .db
+            .get()
+            .await
+            .expect("a connection")
+            .execute(sql, params)
+            .await
+            .expect("the statement")
+    }
+
     async fn scalar<T: tokio_postgres::types::FromSqlOwned>(&self, sql: &str) -> T {
         self.state
             .db

@@ -465,18 +465,12 @@ async fn a_repeat_within_the_grace_gets_the_same_successor_and_never_a_second_li
     assert_eq!(family_counts(&app).await, (1, 1, 0));
 
     // ... and once the grace has passed, a repeat of the first token still revokes the family.
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE refresh_tokens SET rotated_at = now() - interval '1 hour'
+    app.execute(
+        "UPDATE refresh_tokens SET rotated_at = now() - interval '1 hour'
              WHERE rotated_at IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap();
+        &[],
+    )
+    .await;
     let reused = refresh(token).await;
     assert_eq!(reused.status(), 401);
     let reused: Value = reused.json().await.unwrap();
@@ -518,17 +512,11 @@ async fn logout_ends_the_session_and_answers_204_even_for_unknown_tokens() {
 async fn an_expired_refresh_token_is_refused() {
     let app = spawn_app().await;
     let signed_in = app.dev_sign_in("dee@example.com", "Dee").await;
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    app.execute(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'",
+        &[],
+    )
+    .await;
 
     let response = app
         .post(

@@ -1116,17 +1116,10 @@ async fn the_sweeper_republishes_a_lost_memory_job() {
         .await;
     app.chat(&owner, "one exchange so the chat exists").await;
     let job = json!({"owner_id": owner.id, "version": 1});
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
+    app.execute(
             "INSERT INTO outbox (id, queue, body, created_at) VALUES ($1, 'summarize_chat', $2, now() - interval '1 hour')",
             &[&uuid::Uuid::now_v7(), &job],
-        )
-        .await
-        .unwrap();
+        ).await;
 
     let report = app
         .saga(&[])

@@ -95,17 +95,11 @@ async fn readiness_names_the_failed_dependency_with_503() {
 async fn readiness_is_not_ready_on_a_schema_behind_the_release() {
     let app = spawn_app().await;
     let latest = platform::schema::latest_version();
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "DELETE FROM refinery_schema_history WHERE version = $1",
-            &[&latest],
-        )
-        .await
-        .unwrap();
+    app.execute(
+        "DELETE FROM refinery_schema_history WHERE version = $1",
+        &[&latest],
+    )
+    .await;
 
     let response = app.get("/v1/health/ready").await;
 

@@ -797,18 +797,12 @@ async fn a_stale_synthesize_dead_letter_does_not_fail_the_retried_run() {
     let app = spawn_app().await;
     let (token, _, _) = app.survey_with_answers("stale-run@example.com", 3).await;
     // Run 1 failed (its message was dead-lettered later); the owner retried: run 2 is queued.
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "UPDATE personas SET state = 'failed', failed_step = 'synthesize',
+    app.execute(
+        "UPDATE personas SET state = 'failed', failed_step = 'synthesize',
                  error_code = 'dead_lettered', state_version = state_version + 1",
-            &[],
-        )
-        .await
-        .unwrap();
+        &[],
+    )
+    .await;
     let retry = app
         .http
         .post(app.url("/v1/personas/me/retry"))
@@ -916,14 +910,8 @@ async fn after_a_card_design_change_every_newest_persona_is_re_rendered_once_res
     let mira = app.owner_with_ready_persona("design-a@example.com").await;
     let jun = app.owner_with_ready_persona("design-b@example.com").await;
     // Both personas' cards were drawn with an older design.
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute("UPDATE personas SET card_design = 0", &[])
-        .await
-        .unwrap();
+    app.execute("UPDATE personas SET card_design = 0", &[])
+        .await;
     let event: Value = serde_json::from_str(
         &std::fs::read_to_string(integration_tests::repo_path(
             "events/sweeper/rerender-cards.json",

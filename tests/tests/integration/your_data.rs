@@ -261,14 +261,8 @@ async fn exports_are_one_at_a_time_three_a_day_and_only_the_owners() {
 
     // Two more finish, then the fourth of the day is refused until the first is a day old.
     let finish = || async {
-        app.state
-            .db
-            .get()
-            .await
-            .unwrap()
-            .execute("UPDATE data_exports SET state = 'failed'", &[])
-            .await
-            .unwrap();
+        app.execute("UPDATE data_exports SET state = 'failed'", &[])
+            .await;
     };
     for _ in 0..2 {
         finish().await;
@@ -350,17 +344,11 @@ async fn after_a_restore_the_journal_erases_the_accounts_the_snapshot_brought_ba
     drop(workers);
 
     // The restore brings the account back, as it was when the snapshot was taken.
-    app.state
-        .db
-        .get()
-        .await
-        .unwrap()
-        .execute(
-            "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Restored')",
-            &[&user, &subject],
-        )
-        .await
-        .unwrap();
+    app.execute(
+        "INSERT INTO users (id, subject, display_name) VALUES ($1, $2, 'Restored')",
+        &[&user, &subject],
+    )
+    .await;
     let (_, erase) = app.account(&[("ERASE_GRACE_SECS", "0")]).await;
     let command = json!({"reapply_erasures": {"since": snapshot_taken.to_rfc3339()}});
 
