@@ -9,11 +9,17 @@ use platform::{aws::AwsClients, schema::MigrateConfig, FunctionConfig};
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
     let aws = AwsClients::from_env().await;
-    let config = MigrateConfig::load(&aws).await?;
+    // Not `?`: a configuration problem must still reach CloudFormation as a FAILED answer.
+    let config = MigrateConfig::load(&aws)
+        .await
+        .map_err(|error| platform::telemetry::describe(&error));
     let http = reqwest::Client::new();
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (config, http) = (config.clone(), http.clone());
-        async move { Ok::<_, Error>(platform::schema::handle(&config, &http, event.payload).await?) }
+        async move {
+            let config = config.as_ref().map_err(String::as_str);
+            Ok::<_, Error>(platform::schema::handle(config, &http, event.payload).await?)
+        }
     }))
     .await
 }

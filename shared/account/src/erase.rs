@@ -228,7 +228,7 @@ impl EraseWorker {
         let mut publishes = QueueUrls::default();
         publishes.0.insert(Queue::Erase, config.queue.url.clone());
         Ok(Self {
-            db: db::pool(&config.database)?,
+            db: db::pool(&config.database, &aws.secrets)?,
             s3: aws.s3.clone(),
             bucket: config.bucket,
             marks: ErasureMarks {

@@ -248,7 +248,7 @@ impl ExportWorker {
         aws: &AwsClients,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let db = db::pool(&config.database)?;
+        let db = db::pool(&config.database, &aws.secrets)?;
         Ok(Self {
             quests: quests::Quests {
                 db: db.clone(),

@@ -83,7 +83,7 @@ impl ChatApi {
         Ok(Self {
             chat: chat::Chat::new(
                 &config.chat,
-                db::pool(&config.database)?,
+                db::pool(&config.database, &aws.secrets)?,
                 table.clone(),
                 Publisher::new(aws.sqs.clone(), config.publishes.clone()),
                 clock.clone(),

@@ -55,7 +55,7 @@ impl AppState {
         aws: AwsClients,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let pool = db::pool(&config.database)?;
+        let pool = db::pool(&config.database, &aws.secrets)?;
         let table = Table::new(&aws.dynamodb, &config.table_name);
         let publisher = Publisher::new(aws.sqs.clone(), config.queues.clone());
         let limits = RateLimiter {

@@ -86,7 +86,7 @@ pub struct MemoryWorker {
 impl MemoryWorker {
     pub fn new(config: ChatMemoryConfig, aws: &AwsClients) -> anyhow::Result<Self> {
         Ok(Self {
-            db: db::pool(&config.database)?,
+            db: db::pool(&config.database, &aws.secrets)?,
             cipher: Arc::new(Sealer::new(&config.message_keys)?),
             llm: Provider::connect(
                 config.llm.base_url.as_deref(),

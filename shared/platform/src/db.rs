@@ -17,6 +17,8 @@ use tracing::Instrument;
 use crate::env::{Env, Lookup};
 use secrecy::SecretString;
 
+mod rotation;
+
 refinery::embed_migrations!("migrations");
 
 /// The embedded migrations.
@@ -119,6 +121,9 @@ pub struct DatabaseConfig {
     /// `DB_POOL_SIZE`: connections per process. One Lambda instance serves one request at a
     /// time, so a small pool keeps RDS connection counts proportional to concurrency.
     pub pool_size: usize,
+    /// `DATABASE_SECRET_ARN`: the secret the credentials came from, read again when the database
+    /// refuses them (RDS rotated the password; see `rotation`). None: never re-read.
+    pub secret_arn: Option<String>,
 }
 
 impl DatabaseConfig {
@@ -170,6 +175,7 @@ impl DatabaseConfig {
             url: SecretString::from(url.unwrap_or_default()),
             tls,
             pool_size: env.optional("DB_POOL_SIZE", 2),
+            secret_arn: env.get("DATABASE_SECRET_ARN").filter(|arn| !arn.is_empty()),
         }
     }
 }
@@ -252,18 +258,32 @@ fn ca_bundle(env: &mut Env<Lookup>) -> Option<String> {
 }
 
 /// Builds the pool without connecting: the first query opens the first connection, so a cold
-/// start never waits on the database unless the request needs it.
-pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
+/// start never waits on the database unless the request needs it. A password the database
+/// refuses is read again from `config.secret_arn` with `secrets` (see `rotation`).
+pub fn pool(
+    config: &DatabaseConfig,
+    secrets: &aws_sdk_secretsmanager::Client,
+) -> anyhow::Result<Pool> {
     let roots = match &config.tls {
         DatabaseTls::Off => None,
         DatabaseTls::Verified(pem) => Some(pem.as_str()),
     };
-    pool_for(config.url.expose_secret(), config.pool_size, roots)
+    let source = config.secret_arn.clone().map(|arn| (arn, secrets.clone()));
+    build_pool(config.url.expose_secret(), config.pool_size, roots, source)
 }
 
 /// Builds a pool for `url` with at most `size` connections; with `ca_pem`, TLS is required
 /// (never a plaintext fallback) and verified against it.
 pub fn pool_for(url: &str, size: usize, ca_pem: Option<&str>) -> anyhow::Result<Pool> {
+    build_pool(url, size, ca_pem, None)
+}
+
+fn build_pool(
+    url: &str,
+    size: usize,
+    ca_pem: Option<&str>,
+    source: Option<(String, aws_sdk_secretsmanager::Client)>,
+) -> anyhow::Result<Pool> {
     let mut pg_config: tokio_postgres::Config = parse_url(url)?;
     if ca_pem.is_some() {
         pg_config.ssl_mode(tokio_postgres::config::SslMode::Require);
@@ -274,8 +294,24 @@ pub fn pool_for(url: &str, size: usize, ca_pem: Option<&str>) -> anyhow::Result<
         recycling_method: RecyclingMethod::Fast,
     };
     let manager = match ca_pem {
-        Some(pem) => deadpool_postgres::Manager::from_config(pg_config, tls(pem)?, manager_config),
-        None => deadpool_postgres::Manager::from_config(pg_config, NoTls, manager_config),
+        Some(pem) => deadpool_postgres::Manager::from_connect(
+            pg_config,
+            rotation::RotatingConnect {
+                tls: tls(pem)?,
+                source,
+                renewed: Default::default(),
+            },
+            manager_config,
+        ),
+        None => deadpool_postgres::Manager::from_connect(
+            pg_config,
+            rotation::RotatingConnect {
+                tls: NoTls,
+                source,
+                renewed: Default::default(),
+            },
+            manager_config,
+        ),
     };
     Pool::builder(manager)
         .max_size(size.max(1))

@@ -80,18 +80,28 @@ struct CustomResourceRequest {
 /// The migrate function's handler. A custom resource request: migrate on `Create` and `Update`
 /// (never anything on `Delete`: a schema is not rolled back), then answer CloudFormation. Any
 /// other event (ops invoking it by hand): migrate and say what was applied.
+///
+/// `config` is what the cold start could load: an error there (a wrong secret ARN, an empty
+/// `DATABASE_HOST`) still answers CloudFormation, `FAILED` with the reason on `Create` and
+/// `Update`, `SUCCESS` on `Delete`, so a stack never waits an hour for a reply that cannot come.
 pub async fn handle(
-    config: &MigrateConfig,
+    config: Result<&MigrateConfig, &str>,
     http: &reqwest::Client,
     event: Value,
 ) -> anyhow::Result<Value> {
+    let migrate = || async {
+        match config {
+            Ok(config) => db::migrate_config(&config.database).await,
+            Err(problem) => Err(anyhow::anyhow!("configuration: {problem}")),
+        }
+    };
     let Ok(request) = serde_json::from_value::<CustomResourceRequest>(event.clone()) else {
-        let applied = db::migrate_config(&config.database).await?;
+        let applied = migrate().await?;
         return Ok(json!({ "applied": applied, "version": latest_version() }));
     };
     let outcome = match request.request_type.as_str() {
         "Delete" => Ok(Vec::new()),
-        _ => db::migrate_config(&config.database).await,
+        _ => migrate().await,
     };
     let (status, reason, applied) = match &outcome {
         Ok(applied) => (

@@ -34,7 +34,7 @@ fn personas(
     aws: &AwsClients,
 ) -> anyhow::Result<Personas> {
     Ok(Personas {
-        db: db::pool(database)?,
+        db: db::pool(database, &aws.secrets)?,
         status: StatusStore {
             table: Table::new(&aws.dynamodb, table_name),
         },

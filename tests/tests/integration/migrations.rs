@@ -71,11 +71,11 @@ async fn the_migrate_function_migrates_at_deploy_and_answers_cloudformation() {
     };
 
     let url = empty_database().await;
-    let answered = platform::schema::handle(&config(url.clone()), &http, event.clone())
+    let answered = platform::schema::handle(Ok(&config(url.clone())), &http, event.clone())
         .await
         .unwrap();
     let failed = platform::schema::handle(
-        &config("postgres://nobody@127.0.0.1:1/none".into()),
+        Ok(&config("postgres://nobody@127.0.0.1:1/none".into())),
         &http,
         event.clone(),
     )
@@ -119,12 +119,30 @@ async fn the_migrate_function_migrates_at_deploy_and_answers_cloudformation() {
 
     // A stack delete never touches the schema; a direct invocation says what it applied.
     event["RequestType"] = "Delete".into();
-    let deleted = platform::schema::handle(&config(url.clone()), &http, event)
+    let deleted = platform::schema::handle(Ok(&config(url.clone())), &http, event.clone())
         .await
         .unwrap();
     assert_eq!(deleted["Status"], "SUCCESS");
-    let by_hand = platform::schema::handle(&config(url), &http, serde_json::json!({}))
+    let by_hand = platform::schema::handle(Ok(&config(url)), &http, serde_json::json!({}))
         .await
         .unwrap();
     assert_eq!(by_hand["applied"], serde_json::json!([]));
+
+    // A function whose configuration could not load (a wrong secret, no host) still answers:
+    // FAILED with the reason on a deploy, SUCCESS on a delete, never an hour of silence.
+    let unconfigured = Err("DATABASE_HOST is missing");
+    let deleted = platform::schema::handle(unconfigured, &http, event.clone())
+        .await
+        .unwrap();
+    event["RequestType"] = "Update".into();
+    let updated = platform::schema::handle(unconfigured, &http, event)
+        .await
+        .unwrap();
+    assert_eq!(deleted["Status"], "SUCCESS");
+    assert_eq!(updated["Status"], "FAILED");
+    assert_eq!(
+        updated["Reason"],
+        "migration failed: configuration: DATABASE_HOST is missing"
+    );
+    assert_eq!(cloudformation.received_requests().await.unwrap().len(), 5);
 }

@@ -315,6 +315,7 @@ fn environment(database_url: &str, function: &str) -> BTreeMap<String, String> {
         // The bench's throw-away local database has no TLS; in Lambda that must be said.
         ("DATABASE_TLS", "disable".to_owned()),
         ("TABLE_NAME", "bench-table".to_owned()),
+        ("ANONYMITY_TABLE_NAME", "bench-anonymity".to_owned()),
         ("CARDS_BUCKET", "bench-cards".to_owned()),
         ("FRONTEND_URL", "https://remirai.app".to_owned()),
         (
@@ -324,6 +325,8 @@ fn environment(database_url: &str, function: &str) -> BTreeMap<String, String> {
         ("SYNTHESIZE_QUEUE_URL", queue("synthesize")),
         ("RENDER_QUEUE_URL", queue("render")),
         ("SUMMARIZE_CHAT_QUEUE_URL", queue("summarize-chat")),
+        ("EXPORT_QUEUE_URL", queue("export")),
+        ("ERASE_QUEUE_URL", queue("erase")),
         ("SYNTHESIZE_DLQ_URL", queue("synthesize-dlq")),
         ("RENDER_DLQ_URL", queue("render-dlq")),
         ("SUMMARIZE_CHAT_DLQ_URL", queue("summarize-chat-dlq")),
@@ -473,7 +476,12 @@ async fn secrets_fetch(binary: &Path, database_url: &str) -> anyhow::Result<()> 
         let mut resources = devstack::provision::LocalResources::new();
         devstack::provision::provision_secrets(&aws, "coldbench", &secrets, &mut resources)
             .await?;
-        let arns: Vec<String> = resources.values().map(|r| r.reference.clone()).collect();
+        // Secrets only (the resources also hold the local `DatabaseMode`, which has no ARN).
+        let arns: Vec<String> = resources
+            .values()
+            .filter(|r| !r.arn.is_empty())
+            .map(|r| r.reference.clone())
+            .collect();
         environment.insert(platform::secrets::ARNS_VARIABLE.into(), arns.join(","));
         environment.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint.clone());
         let event = event_bytes(&FUNCTIONS[0])?;

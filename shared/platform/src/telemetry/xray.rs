@@ -58,16 +58,30 @@ pub fn postgres(statement: &str) -> tracing::Span {
 }
 
 /// An outgoing HTTP call's span, named after the service; record `http.status_code` on it when
-/// the answer comes (4xx marks the subsegment an error, 5xx a fault, 429 throttled).
+/// the answer comes (4xx marks the subsegment an error, 5xx a fault, 429 throttled). The URL is
+/// recorded without user, password or query, where a credential could hide.
 pub fn remote(name: &'static str, method: &'static str, url: &str) -> tracing::Span {
     tracing::debug_span!(
         target: TARGET,
         "remote",
         "xray.name" = name,
         "http.method" = method,
-        "http.url" = url,
+        "http.url" = without_credentials(url),
         "http.status_code" = tracing::field::Empty,
     )
+}
+
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
 }
 
 /// Where documents go.
@@ -459,6 +473,15 @@ mod tests {
         )
         .is_none());
         assert!(parse_header("Root=1-5759e988-bd862e3fe1be46a994272793").is_none());
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            without_credentials("https://user:pass@llm.example/v1/chat/completions?key=k#f"),
+            "https://llm.example/v1/chat/completions"
+        );
+        assert_eq!(without_credentials("not a url"), "(not a URL)");
     }
 
     #[test]
